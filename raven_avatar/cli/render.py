@@ -1,0 +1,45 @@
+"""``avatar-render``: the headless, scriptable entry point.
+
+Each subcommand lives in its own module under ``raven_avatar.cli`` with two functions:
+``add_parser(subparsers)`` and ``run(args) -> int``. Exit code 0 on success, 1 on a reported error, 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+#: Subcommand name -> module under raven_avatar.cli.
+SUBCOMMANDS = {
+    "still": "raven_avatar.cli.still",
+}
+
+log = logging.getLogger("raven_avatar.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="avatar-render", description="Render THA3 avatars headless: stills, clips, upscaled images."
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in SUBCOMMANDS.values():
+        importlib.import_module(module_name).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    module = importlib.import_module(SUBCOMMANDS[args.command])
+    try:
+        return int(module.run(args))
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
