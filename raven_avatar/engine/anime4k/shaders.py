@@ -1,0 +1,98 @@
+"""Where the Anime4K shader files come from: fetched at run time, cached in ``user_cache_dir()/anime4k``, checked.
+
+Two sources:
+
+- **Mode A file** (offline-friendly): ``Anime4K_ModeA.glsl`` from the ``anime4k-python==1.1.3`` wheel on PyPI.
+  It holds Clamp_Highlights, Restore_CNN_VL, Upscale_CNN_x2_VL and Upscale_CNN_x2_M (plus AutoDownscalePre).
+  Pinned by SHA-256.
+- **Anime4K v4 pack** (GitHub release zip): every size (S…UL), Restore_CNN_Soft_* and Upscale_Denoise_CNN_x2_*.
+  Downloaded only on request (:func:`fetch_pack`); its ``.glsl`` files are extracted into ``anime4k/v4.0/``. The
+  zip's checksum is not pinned (we could not fetch it when this was written): the digest of the first download is
+  logged and recorded beside the files.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from pathlib import Path
+
+from raven_avatar.engine.download import (
+    DownloadError,
+    atomic_path,
+    download_file,
+    extract_from_wheel,
+    file_sha256,
+    pypi_wheel,
+)
+from raven_avatar.engine.paths import user_cache_dir
+
+log = logging.getLogger(__name__)
+
+MODE_A_PACKAGE = ("anime4k-python", "1.1.3")
+MODE_A_MEMBER = "anime4k_python/shaders/Anime4K_ModeA.glsl"
+MODE_A_SHA256 = "70fece05ad75d0267871dd9eaf9e51e32e10e60b8036574b47d1c62c08c532db"
+#: Networks the Mode A file provides (the rest need the pack).
+MODE_A_NETWORKS = frozenset({"Clamp_Highlights", "Restore_CNN_VL", "Upscale_CNN_x2_VL", "Upscale_CNN_x2_M"})
+
+PACK_URL = "https://github.com/bloc97/Anime4K/releases/download/v4.0.1/Anime4K_v4.0.zip"
+PACK_VERSION = "v4.0"
+
+
+def shader_dir() -> Path:
+    return user_cache_dir() / "anime4k"
+
+
+def mode_a_path() -> Path:
+    """The Mode A shader, extracted from the cached (or freshly downloaded) wheel and verified.
+
+    Raises:
+        OfflineError / DownloadError / ChecksumError: from :mod:`raven_avatar.engine.download`.
+    """
+    dest = shader_dir() / "Anime4K_ModeA.glsl"
+    if dest.is_file() and file_sha256(dest) == MODE_A_SHA256:
+        return dest
+    wheel = pypi_wheel(*MODE_A_PACKAGE)
+    return extract_from_wheel(wheel, MODE_A_MEMBER, dest, sha256=MODE_A_SHA256)
+
+
+def pack_dir() -> Path:
+    return shader_dir() / PACK_VERSION
+
+
+def pack_shader(name: str) -> Path | None:
+    """The cached pack file for network ``name`` (e.g. ``Upscale_Denoise_CNN_x2_VL``), or None if not downloaded."""
+    path = pack_dir() / f"Anime4K_{name}.glsl"
+    return path if path.is_file() else None
+
+
+def fetch_pack(*, timeout: float = 30) -> Path:
+    """Download the Anime4K v4 release zip and extract its ``.glsl`` files into :func:`pack_dir`.
+
+    Raises:
+        DownloadError (or OfflineError): with a message saying the URL and what to do instead.
+    """
+    target = pack_dir()
+    zip_path = shader_dir() / PACK_URL.rsplit("/", 1)[-1]
+    try:
+        download_file(PACK_URL, zip_path, desc="Anime4K v4 shaders", timeout=timeout)
+    except DownloadError as exc:
+        raise type(exc)(
+            f"{exc}. The Anime4K v4 shader pack is needed for this preset; alternatively unzip it yourself "
+            f"so that the Anime4K_*.glsl files are in {target}"
+        ) from exc
+    digest = file_sha256(zip_path)
+    log.info("Anime4K pack %s has sha256 %s", zip_path.name, digest)
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            members = [m for m in zf.namelist() if m.endswith(".glsl") and Path(m).name.startswith("Anime4K_")]
+            if not members:
+                raise DownloadError(f"{zip_path} holds no Anime4K_*.glsl files; delete it and try again")
+            for member in members:
+                with zf.open(member) as src, atomic_path(target / Path(member).name) as tmp:
+                    tmp.write_bytes(src.read())
+    except zipfile.BadZipFile as exc:
+        raise DownloadError(f"{zip_path} is not a valid zip ({exc}); delete it and try again") from exc
+    with atomic_path(target / "SOURCE.txt") as tmp:
+        tmp.write_text(f"{PACK_URL}\nsha256 {digest}\n")
+    return target
