@@ -102,12 +102,6 @@ class UpscaleOption:
     needs_download: str | None  # None when usable now without network
 
 
-def _cached_sources() -> tuple[bool, bool]:
-    mode_a = (shaders.shader_dir() / "Anime4K_ModeA.glsl").is_file()
-    pack = shaders.pack_shader("Upscale_CNN_x2_S") is not None
-    return mode_a, pack
-
-
 def _pack_has(names: tuple[str, ...]) -> bool:
     return all(shaders.pack_shader(n) is not None for n in names)
 
@@ -117,7 +111,7 @@ def available_modes() -> list[UpscaleOption]:
 
     Looks only at the cache; never touches the network.
     """
-    mode_a_cached, _ = _cached_sources()
+    mode_a_cached = shaders.mode_a_cached()
     options = [
         UpscaleOption("bilinear", None, None, "Bilinear", "bilinear resampling", None),
         UpscaleOption("bicubic", None, None, "Bicubic", "bicubic RGB, bilinear alpha", None),

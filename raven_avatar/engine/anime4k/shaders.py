@@ -56,6 +56,13 @@ def mode_a_path() -> Path:
     return extract_from_wheel(wheel, MODE_A_MEMBER, dest, sha256=MODE_A_SHA256)
 
 
+def mode_a_cached() -> bool:
+    """True when the Mode A shader, or the wheel it comes from, is already cached (no network needed)."""
+    package, version = MODE_A_PACKAGE
+    wheel = user_cache_dir() / "wheels" / f"{package.replace('-', '_')}-{version}-py3-none-any.whl"
+    return (shader_dir() / "Anime4K_ModeA.glsl").is_file() or wheel.is_file()
+
+
 def pack_dir() -> Path:
     return shader_dir() / PACK_VERSION
 
