@@ -223,9 +223,16 @@ def test_save_keeps_only_the_newest_backups(tmp_path):
 
 
 def test_chain_problems_come_from_the_postprocessor():
-    postprocessor = pytest.importorskip("raven_avatar.engine.postprocessor")
-    if not hasattr(postprocessor, "validate_chain"):
-        pytest.skip("postprocessor.validate_chain not available yet")
-    problems = S.validate({"postprocessor_chain": [["no_such_filter", {}]]})
-    assert problems and all(p.key.startswith("postprocessor_chain") for p in problems)
-    assert any("no_such_filter" in str(p) for p in problems)
+    chain = [["bloom", {"threshold": 7.0}], ["no_such_filter", {}], ["noise", {"name": None, "strength": 0.3}]]
+    problems = S.validate({"postprocessor_chain": chain}, source="c.json")
+    by_key = {p.key: p for p in problems}
+    assert set(by_key) == {"postprocessor_chain[0].threshold", "postprocessor_chain[1]"}
+    assert (
+        by_key["postprocessor_chain[0].threshold"].value == 7.0
+        and "bloom" in by_key["postprocessor_chain[0].threshold"].why
+    )
+    assert (
+        "no_such_filter" in by_key["postprocessor_chain[1]"].why and by_key["postprocessor_chain[1]"].source == "c.json"
+    )
+    merged, _ = S.merge({"postprocessor_chain": chain}, {})
+    assert merged["postprocessor_chain"] == S.defaults()["postprocessor_chain"]  # a broken chain is not half-used

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from raven_avatar.engine import pose
+from raven_avatar.engine.compositing import ANIMEFX_KINDS
 from raven_avatar.engine.paths import asset_path, user_data_dir
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,6 @@ KINDS = (
     "chain",
 )
 
-#: Animefx driver types (``raven_avatar.engine.compositing.animefx_strengths`` implements them).
-ANIMEFX_TYPES = ("cycle", "sequence", "cycle_with_fadeout", "sequence_with_fadeout")
 #: The mouth-open morphs; generic talking drives one and holds the others shut.
 MOUTH_OPEN_KEYS = (
     "mouth_aaa_index",
@@ -207,7 +206,8 @@ SCHEMA: tuple[Setting, ...] = (
       doc="Box (unit square, 0..1) cut out of the posed image before upscaling.", group="crop"),
     S("upscale", 1.0, "float", 1.0, 2.0, doc="Output scale factor (1 = no upscaling).", group="upscale"),
     S("upscale_preset", "C", "choice", choices=("A", "B", "C"),
-      doc="Anime4K preset: A restores blurry input, B soft, C upscales clean input.", group="upscale"),
+      doc="Anime4K preset: A restore + upscale (blurry input), B soft restore + upscale, C upscale only "
+          "(clean input).", group="upscale"),
     S("upscale_quality", "bicubic", "choice", choices=("low", "high", "bilinear", "bicubic", "lanczos"),
       doc="Anime4K network size (low/high) or a plain interpolation.", group="upscale"),
     # -- postprocessor
@@ -336,8 +336,8 @@ def _check_animefx(key: str, value: Any) -> list[Problem]:
             elif field_ == "cels":
                 problems += _check_str_list(sub, v, "cel names")
             elif field_ == "type":
-                if v not in ANIMEFX_TYPES:
-                    problems.append(Problem(sub, v, f"effect {name!r}: type must be one of {', '.join(ANIMEFX_TYPES)}"))
+                if v not in ANIMEFX_KINDS:
+                    problems.append(Problem(sub, v, f"effect {name!r}: type must be one of {', '.join(ANIMEFX_KINDS)}"))
             elif field_ == "duration":
                 problems += _check_number(sub, v, 0.0, 600.0, integer=False)
             elif field_ == "fps":
@@ -366,16 +366,21 @@ def _check_chain(key: str, value: Any) -> list[Problem]:
         found = validate_chain(value)
     except (TypeError, ValueError, KeyError) as exc:
         return [Problem(key, value, str(exc))]
-    return [_as_problem(key, item) for item in found or ()]
+    return [_as_problem(key, value, item) for item in found or ()]
 
 
-def _as_problem(key: str, item: Any) -> Problem:
-    """The postprocessor reports its problems in its own type; keep what it says, under our key."""
-    if isinstance(item, Problem):
-        return item
-    sub = getattr(item, "key", None)
-    where = f"{key}.{sub}" if sub else key
-    return Problem(where, getattr(item, "value", None), str(getattr(item, "why", None) or item))
+def _as_problem(key: str, chain: list, item: Any) -> Problem:
+    """Re-key the postprocessor's problem (``index``, ``filter``, ``param``, ``message``) under this setting."""
+    index, param = getattr(item, "index", None), getattr(item, "param", None)
+    why = getattr(item, "message", None) or str(item)
+    if getattr(item, "filter", None):
+        why = f"filter {item.filter!r}: {why}"
+    if index is None or not 0 <= index < len(chain):
+        return Problem(key, chain, why)
+    entry = chain[index]
+    if param is None:
+        return Problem(f"{key}[{index}]", entry, why)
+    return Problem(f"{key}[{index}].{param}", entry[1].get(param), why)
 
 
 def _check_color(key: str, value: Any) -> list[Problem]:
