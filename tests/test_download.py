@@ -139,6 +139,14 @@ def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
     assert dest.read_bytes() == DATA
 
 
+def test_stale_part_file_from_another_version_is_discarded(server, tmp_path, caplog):
+    (tmp_path / "f.bin.part").write_bytes(b"an older version of the file")
+    dest = download_file(server.url + "/f.bin", tmp_path / "f.bin", sha256=SHA, progress=False)
+    assert dest.read_bytes() == DATA
+    assert server.requests == [("/f.bin", "bytes=28-"), ("/f.bin", None)]
+    assert "downloading it from the start" in caplog.text
+
+
 def test_complete_part_file_is_finished_on_416(server, tmp_path):
     (tmp_path / "f.bin.part").write_bytes(DATA)
     dest = download_file(server.url + "/f.bin", tmp_path / "f.bin", sha256=SHA, progress=False)

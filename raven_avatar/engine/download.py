@@ -201,6 +201,27 @@ def _transfer(url: str, part: Path, desc: str, timeout: float, progress: bool) -
     return received
 
 
+def _fetch_to_part(url: str, part: Path, desc: str, timeout: float, progress: bool) -> None:
+    """Complete ``part`` from ``url``, resuming a few times after dropped connections."""
+    attempt = 0
+    while True:
+        before = part.stat().st_size if part.exists() else 0
+        try:
+            _transfer(url, part, desc, timeout, progress)
+            return
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
+            kept_bytes = part.stat().st_size if part.exists() else 0
+            # Retry at once only when data was flowing (a dropped connection), not when the host is unreachable.
+            if isinstance(e, urllib.error.HTTPError) or kept_bytes <= before or attempt >= _RETRIES:
+                kept = f"; {kept_bytes} bytes kept in {part}, resumed next time" if kept_bytes else ""
+                raise DownloadError(
+                    f"cannot download {url}: {_reason(e)}{kept}. Check the network connection and try again"
+                ) from e
+            attempt += 1
+            log.warning("download of %s interrupted (%s); resuming (attempt %d)", url, _reason(e), attempt + 1)
+            time.sleep(_RETRY_DELAY * attempt)
+
+
 def download_file(
     url: str,
     dest: Path,
@@ -246,25 +267,14 @@ def download_file(
     with locked(dest.with_suffix(dest.suffix + ".lock")):
         if ready():  # another process finished it while we waited for the lock
             return dest
-        attempt = 0
-        while True:
-            before = part.stat().st_size if part.exists() else 0
-            try:
-                _transfer(url, part, desc or dest.name, timeout, progress)
-                break
-            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
-                kept_bytes = part.stat().st_size if part.exists() else 0
-                # Retry at once only when data was flowing (a dropped connection), not when the host is unreachable.
-                if isinstance(e, urllib.error.HTTPError) or kept_bytes <= before or attempt >= _RETRIES:
-                    kept = f"; {kept_bytes} bytes kept in {part}, resumed next time" if kept_bytes else ""
-                    raise DownloadError(
-                        f"cannot download {url}: {_reason(e)}{kept}. Check the network connection and try again"
-                    ) from e
-                attempt += 1
-                log.warning("download of %s interrupted (%s); resuming (attempt %d)", url, _reason(e), attempt + 1)
-                time.sleep(_RETRY_DELAY * attempt)
-        if sha256 is not None:
-            actual = file_sha256(part)
+        resumed = part.exists() and part.stat().st_size > 0
+        _fetch_to_part(url, part, desc or dest.name, timeout, progress)
+        if sha256 is not None and (actual := file_sha256(part)) != sha256:
+            part.unlink(missing_ok=True)
+            if resumed:  # the old partial data may belong to an earlier version of the file: start over once
+                log.warning("resumed download of %s failed its checksum; downloading it from the start", url)
+                _fetch_to_part(url, part, desc or dest.name, timeout, progress)
+                actual = file_sha256(part)
             if actual != sha256:
                 part.unlink(missing_ok=True)
                 raise ChecksumError(
