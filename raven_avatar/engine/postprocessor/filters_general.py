@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .colorspace import rgb_matrix
+from .colorspace import color_mix
 from .ops import channel_mask, with_alpha
 from .registry import FilterState, P, register
 
@@ -31,7 +31,7 @@ def desaturate_image(
     bandpass_q: float = 0.0,
 ) -> torch.Tensor:
     """Blend RGB toward ``luminance * tint``; with ``bandpass_q > 0`` hues near the reference are kept."""
-    yuv = torch.nn.functional.conv2d(image[:, :3], rgb_matrix("yuv", image.dtype, image.device))
+    yuv = color_mix(image, "yuv")
     tint = channel_mask((*map(float, tint_rgb), 0.0), image.dtype, image.device)[:, :3]
     target = yuv[:, :1] * tint
     weight: float | torch.Tensor = strength

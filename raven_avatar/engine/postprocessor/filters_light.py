@@ -32,13 +32,15 @@ def bloom(
     ``1 - exp(-x * exposure)`` and alpha is max-combined with the blurred alpha, so the glow also shows over a
     transparent background. Looks best on a dark-ish backdrop. Popular in early-2000s anime.
     """
-    brights = image * (luminance(image) >= threshold).to(image.dtype)
+    brights = image * (luminance(image) >= threshold)
     h, w = image.shape[-2:]
     if sigma >= 2.0 and min(h, w) >= 8:
         # A wide glow has no detail at the pixel scale: blurring at half resolution gives the same picture with
         # a quarter of the pixels and half the taps.
         small = F.avg_pool2d(brights, 2, ceil_mode=True)
-        glow = F.interpolate(gaussian_blur(small, sigma / 2, border="zeros"), size=(h, w), mode="bilinear")
+        glow = F.interpolate(
+            gaussian_blur(small, sigma / 2, border="zeros"), size=(h, w), mode="bilinear", align_corners=False
+        )
     else:
         glow = gaussian_blur(brights, sigma, border="zeros")
     hdr = image + glow

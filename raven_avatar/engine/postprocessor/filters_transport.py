@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .colorspace import luminance, rgb_matrix
+from .colorspace import color_mix, luminance
 from .ops import (
     channel_mask,
     gaussian_blur,
@@ -86,7 +86,7 @@ def chroma_subsample(
     Alpha is untouched.
     """
     h, w = image.shape[-2:]
-    uv = F.conv2d(image[:, :3], rgb_matrix("yuv", image.dtype, image.device)[1:])
+    uv = color_mix(image, "uv")
     if mode == "analog":
         new_uv = gaussian_blur(uv, 0.0, sigma)
     else:
@@ -97,7 +97,7 @@ def chroma_subsample(
             new_uv = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
         else:
             new_uv = small.repeat_interleave(fx, dim=-1).repeat_interleave(fy, dim=-2)[..., :h, :w]
-    delta = F.conv2d(new_uv - uv, rgb_matrix("uv_to_rgb", image.dtype, image.device))
+    delta = color_mix(new_uv - uv, "uv_to_rgb")
     return torch.cat((image[:, :3] + delta, image[:, 3:]), dim=1).clamp_(0.0, 1.0)
 
 
@@ -235,7 +235,7 @@ def analog_vhs_noise(
         fac = (n[:, :1] - 1.0).mul_(strength)
         chroma = None
         if mode == "NTSC":
-            chroma = F.conv2d(n[:, 1:] * strength, rgb_matrix("uv_to_rgb", image.dtype, image.device))
+            chroma = color_mix(n[:, 1:] * strength, "uv_to_rgb")
         return fac, chroma
 
     key = (bucket, h, w, strength, mode, double_size, ntsc_chroma, image.dtype, str(image.device))

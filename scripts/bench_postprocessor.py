@@ -1,0 +1,107 @@
+"""Benchmark the postprocessor: each filter and the default chain, at several sizes, on CUDA fp16 and CPU fp32.
+
+Prints a markdown table of median milliseconds per frame. On CUDA the time is measured with CUDA events around
+each call after a warm-up, so it is GPU time including launch gaps, without host syncs inside the timed region.
+
+Usage: ``python scripts/bench_postprocessor.py [--sizes 512 1024] [--filters bloom scanlines] [--cpu-iters 3]``
+(``scripts/bench.py postprocessor`` takes the same options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+
+import torch
+
+from raven_avatar.engine.postprocessor import DEFAULT_CHAIN, Postprocessor, filters
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHAIN_LABEL = "default chain"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the ``postprocessor`` benchmark."""
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 768, 1024], help="square frame sizes")
+    parser.add_argument("--filters", nargs="+", default=None, help="filters to time (default: all)")
+    parser.add_argument("--no-filters", action="store_true", help="time only the default chain")
+    parser.add_argument("--cuda-iters", type=int, default=200, help="timed runs per case on CUDA")
+    parser.add_argument("--cpu-iters", type=int, default=3, help="timed runs per case on the CPU")
+    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU runs")
+    parser.add_argument("--no-cuda", action="store_true", help="skip the CUDA runs")
+
+
+def _test_image(size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A character-like frame: smooth colours, some highlights, an opaque blob on a transparent background."""
+    gen = torch.Generator().manual_seed(0)
+    img = torch.rand((1, 4, size // 16, size // 16), generator=gen)
+    img = torch.nn.functional.interpolate(img, size=(size, size), mode="bilinear", align_corners=False)
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    img[:, 3] = ((xs**2 + ys**2) < 0.6).float()
+    return img.to(device=device, dtype=dtype)
+
+
+def _time_cuda(fn, iters: int) -> float:
+    for _ in range(10):
+        fn(0.0)
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
+    for i in range(iters):
+        starts[i].record()
+        fn(i / 60.0)
+        ends[i].record()
+    torch.cuda.synchronize()
+    return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends, strict=True))
+
+
+def _time_cpu(fn, iters: int) -> float:
+    fn(0.0)
+    times = []
+    for i in range(iters):
+        t0 = time.perf_counter()
+        fn(i / 60.0)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Time every case and print the table."""
+    names = [] if args.no_filters else (args.filters or [s.name for s in filters()])
+    cases = [(n, Postprocessor([[n, {}]])) for n in names] + [(DEFAULT_CHAIN_LABEL, None)]
+    devices = []
+    if torch.cuda.is_available() and not args.no_cuda:
+        devices.append((torch.device("cuda"), torch.float16, args.cuda_iters, _time_cuda))
+    if not args.no_cpu:
+        devices.append((torch.device("cpu"), torch.float32, args.cpu_iters, _time_cpu))
+    columns = [(dev, dtype, size) for dev, dtype, _, _ in devices for size in args.sizes]
+    header = [f"{dev.type} {str(dtype).removeprefix('torch.')} {size}²" for dev, dtype, size in columns]
+    results: dict[str, list[str]] = {name: [] for name, _ in cases}
+    with torch.inference_mode():
+        for dev, dtype, iters, timer in devices:
+            for size in args.sizes:
+                image = _test_image(size, dev, dtype)
+                for name, pp in cases:
+                    pp = pp if pp is not None else Postprocessor(DEFAULT_CHAIN)
+                    ms = timer(lambda t, pp=pp, image=image: pp(image, t), iters)
+                    results[name].append(f"{ms:.3f}")
+                    logger.info("%s %s %d: %.3f ms", dev.type, name, size, ms)
+    device_name = torch.cuda.get_device_name() if any(d.type == "cuda" for d, *_ in devices) else "CPU only"
+    print(f"Postprocessor, median ms per frame ({device_name}; torch {torch.__version__})\n")
+    print("| filter | " + " | ".join(header) + " |")
+    print("|---|" + "---:|" * len(header))
+    for name, _ in cases:
+        print(f"| {name} | " + " | ".join(results[name]) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    logging.basicConfig(level=logging.WARNING)
+    run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
