@@ -6,6 +6,7 @@ import argparse
 import logging
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from PIL import Image
 
 from raven_avatar.cli import upscale as upscale_cli
 from raven_avatar.engine.anime4k import shaders
-from raven_avatar.engine.anime4k.glsl import ConvPass, ShaderError, load_shader, parse_shader
+from raven_avatar.engine.anime4k.glsl import ConvPass, ShaderError, load_shader, network_name, parse_shader
 from raven_avatar.engine.anime4k.modules import Anime4KCNN, ClampHighlights, build_network
 from raven_avatar.engine.postprocessor.colorspace import linear_to_srgb, srgb_to_linear
 from raven_avatar.engine.upscaler import MODES, Upscaler, available_modes, lanczos_matrix
@@ -330,6 +331,50 @@ def test_preset_needing_the_pack_falls_back_with_notice(a4k_cache):
     assert "GitHub" in options["anime4k", "B", "low"].needs_download
     c = Upscaler(mode="anime4k", preset="C", quality="high", device="cpu")
     assert c.mode == "anime4k" and "standing in for Upscale_Denoise_CNN_x2_VL" in c.description
+
+
+def _pack_zip(mode_a_file: Path, dest: Path) -> Path:
+    """A stand-in for the Anime4K v4 release zip, cut from the Mode A file: its networks under their pack file
+    names, plus Restore_CNN_Soft_VL and Upscale_Denoise_CNN_x2_VL renamed from Restore_CNN_VL / Upscale_CNN_x2_VL."""
+    lines = mode_a_file.read_text().splitlines(keepends=True)
+    starts = [p.line for p in load_shader(mode_a_file).passes] + [len(lines) + 1]
+    sections: dict[str, str] = {}
+    for start, end in zip(starts, starts[1:], strict=False):
+        text = "".join(lines[start - 1 : end - 1])
+        name = network_name(text.splitlines()[0].removeprefix("//!DESC "))
+        sections[name] = sections.get(name, "") + text
+    files = {n: sections[n] for n in ("Clamp_Highlights", "Restore_CNN_VL", "Upscale_CNN_x2_VL")}
+    files["Restore_CNN_Soft_VL"] = sections["Restore_CNN_VL"].replace("Restore-CNN-(VL)", "Restore-CNN-Soft-(VL)")
+    files["Upscale_Denoise_CNN_x2_VL"] = sections["Upscale_CNN_x2_VL"].replace(
+        "Upscale-CNN-x2-(VL)", "Upscale-Denoise-CNN-x2-(VL)"
+    )
+    with zipfile.ZipFile(dest, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(f"Anime4K_v4.0/Anime4K_{name}.glsl", text)
+    return dest
+
+
+def test_pack_is_downloaded_for_presets_that_need_it(mode_a_file, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RAVEN_AVATAR_CACHE_DIR", str(cache))
+    monkeypatch.delenv("RAVEN_AVATAR_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    (cache / "anime4k").mkdir(parents=True)
+    shutil.copy(mode_a_file, cache / "anime4k" / "Anime4K_ModeA.glsl")
+    monkeypatch.setattr(shaders, "PACK_URL", _pack_zip(mode_a_file, tmp_path / "Anime4K_v4.0.zip").as_uri())
+    x = torch.rand(4, 12, 10)
+
+    b = Upscaler(mode="anime4k", preset="B", quality="high", device="cpu")
+    assert b.mode == "anime4k" and b.notice is None
+    assert b.description == "Restore_CNN_Soft_VL → Upscale_CNN_x2_VL (Anime4K v4 pack)"
+    assert shaders.pack_shader("Upscale_Denoise_CNN_x2_VL") is not None
+    # The stand-in pack's soft restore is Mode A's restore: B must equal A here, which proves the wiring.
+    torch.testing.assert_close(b(x), Upscaler(mode="anime4k", preset="A", quality="high", device="cpu")(x))
+    c = Upscaler(mode="anime4k", preset="C", quality="high", device="cpu")
+    assert c.description == "Upscale_Denoise_CNN_x2_VL (Anime4K v4 pack)"
+    options = {(o.mode, o.preset, o.quality): o for o in available_modes()}
+    assert options["anime4k", "C", "high"].needs_download is None
+    assert options["anime4k", "C", "high"].runs.startswith("Upscale_Denoise_CNN_x2_VL;")
 
 
 # ---------------------------------------------------------------- CLI

@@ -160,27 +160,42 @@ class _Anime4KPipeline(nn.Module):
         return self.clamp(x, stats)
 
 
+def _shader_path(name: str) -> Path:
+    """The file holding network ``name``: the downloaded pack first, else the Mode A file."""
+    path = shaders.pack_shader(name)
+    if path is None and name in shaders.MODE_A_NETWORKS:
+        path = shaders.mode_a_path()
+    if path is None:
+        raise DownloadError(f"{name} is only in the Anime4K v4 shader pack, which is not downloaded")
+    return path
+
+
+def _choose_networks(recipe: _Recipe, allow_download: bool) -> tuple[tuple[str, ...], str]:
+    """Which networks run for a recipe, and how to describe them; may download the pack."""
+    if _pack_has(recipe.networks):
+        return recipe.networks, " → ".join(recipe.networks) + " (Anime4K v4 pack)"
+    if set(recipe.networks) <= shaders.MODE_A_NETWORKS:
+        return recipe.networks, " → ".join(recipe.networks) + " (from Anime4K_ModeA.glsl)"
+    if recipe.stand_in is not None:
+        return recipe.stand_in, (
+            f"{' → '.join(recipe.stand_in)} (from Anime4K_ModeA.glsl), standing in for "
+            f"{' → '.join(recipe.networks)} until the Anime4K v4 pack is downloaded"
+        )
+    if not allow_download:
+        raise DownloadError("the Anime4K v4 shader pack is not downloaded and downloads are disabled")
+    shaders.fetch_pack()
+    if not _pack_has(recipe.networks):
+        raise DownloadError(f"the downloaded Anime4K pack lacks {', '.join(recipe.networks)}")
+    return recipe.networks, " → ".join(recipe.networks) + " (Anime4K v4 pack)"
+
+
 def _load_pipeline(recipe: _Recipe, allow_download: bool) -> tuple[_Anime4KPipeline, str]:
     """The modules for a recipe and a description of what they are. Raises DownloadError/ShaderError."""
-    if _pack_has(recipe.networks + ("Clamp_Highlights",)):
-        paths = {n: shaders.pack_shader(n) for n in recipe.networks + ("Clamp_Highlights",)}
-        names, description = recipe.networks, " → ".join(recipe.networks) + " (Anime4K v4 pack)"
-    elif recipe.stand_in is not None or set(recipe.networks) <= shaders.MODE_A_NETWORKS:
-        names = recipe.stand_in or recipe.networks
-        path = shaders.mode_a_path()
-        paths = {n: path for n in names + ("Clamp_Highlights",)}
-        description = " → ".join(names) + " (from Anime4K_ModeA.glsl)"
-        if recipe.stand_in is not None:
-            description += f", standing in for {' → '.join(recipe.networks)} until the Anime4K v4 pack is downloaded"
-    else:
-        if not allow_download:
-            raise DownloadError("the Anime4K v4 shader pack is not downloaded and downloads are disabled")
-        shaders.fetch_pack()
-        return _load_pipeline(recipe, allow_download=False)
-    clamp = _build(paths["Clamp_Highlights"], "Clamp_Highlights")
-    stages = [_build(paths[n], n) for n in names]
+    names, description = _choose_networks(recipe, allow_download)
+    clamp = _build(_shader_path("Clamp_Highlights"), "Clamp_Highlights")
+    stages = [_build(_shader_path(n), n) for n in names]
     if [s.scale for s in stages][-1:] != [2] or any(s.scale != 1 for s in stages[:-1]):
-        raise ShaderError(paths[names[-1]], 0, f"{' → '.join(names)}: expected restore stages then one ×2 stage")
+        raise ShaderError(_shader_path(names[-1]), 0, f"{' → '.join(names)}: expected restore stages, then one ×2")
     return _Anime4KPipeline(clamp, stages), description
 
 
