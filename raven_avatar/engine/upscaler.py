@@ -21,6 +21,8 @@ Modes:
 
   Every preset ends with Clamp_Highlights (de-ring). A is for blurry input: on clean renders Restore sharpens what
   is not degraded and scores below bicubic; C (upscale only) is the default for clean renders.
+  Presets A low and B download the pack when first used; C never reaches for the network on its own (it uses
+  the Mode A stand-in until :func:`raven_avatar.engine.anime4k.shaders.fetch_pack` has been run once).
   When a preset's shaders cannot be had (offline, GitHub unreachable), the upscaler falls back to ``bicubic``, logs
   a warning and sets :attr:`Upscaler.notice` for the GUI to show.
 - ``bilinear``, ``bicubic``, ``lanczos`` (separable Lanczos-3, ours): plain resampling.
@@ -31,7 +33,8 @@ outwards. Edges then carry their own colour, not the garbage, and show no dark h
 resampled bilinearly (bicubic and Lanczos overshoot rings around silhouettes) and clamped. The Anime4K networks were
 trained on display-encoded (sRGB) frames, so they run on sRGB-encoded RGB and the result is decoded back to linear.
 
-Everything is static-shaped and sync-free (no ``.item()``), so a call can be captured in a CUDA graph.
+Everything is static-shaped and sync-free (no ``.item()``), so a call can be captured in a CUDA graph (after one
+warm-up call at that size, which builds the cached Lanczos matrices).
 
 Example:
     >>> up = Upscaler(factor=2.0, mode="bicubic", device="cpu")
@@ -252,7 +255,8 @@ class Upscaler:
         mode: ``anime4k``, ``bilinear``, ``bicubic`` or ``lanczos``.
         preset, quality: the Anime4K preset (A/B/C) and model size (low/high); ignored by the other modes.
         device, dtype: default CUDA + float16 when available, else CPU + float32.
-        channels_last: run the CNN in channels-last memory format (default: on CUDA).
+        channels_last: run the CNN in channels-last memory format. Off by default: the per-layer edge-replicating
+            pad may not keep that layout on CUDA; ``scripts/bench_upscaler.py`` times both.
         allow_download: may fetch shaders (the PyPI wheel; the GitHub pack for presets that need it).
 
     Attributes:
@@ -269,7 +273,7 @@ class Upscaler:
         quality: str = "high",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
-        channels_last: bool | None = None,
+        channels_last: bool = False,
         allow_download: bool = True,
     ):
         if mode not in MODES:
@@ -280,7 +284,7 @@ class Upscaler:
             raise ValueError(f"quality must be one of {', '.join(QUALITIES)}, got {quality!r}")
         self.device = torch.device(device) if device is not None else _default_device()
         self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
-        self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
+        self.channels_last = channels_last
         self.factor = factor
         self.requested = (mode, preset, quality)
         self.mode = mode
