@@ -271,6 +271,16 @@ def test_shapes_odd_non_square_and_range(a4k_cache, mode, factor):
         torch.testing.assert_close(up(rgba.clamp(0, 1)), rgba.clamp(0, 1))
 
 
+@pytest.mark.parametrize("factor", [1.5, 2.0])
+def test_half_precision_and_channels_last_agree_with_float32(a4k_cache, factor):
+    x = torch.rand(1, 4, 20, 14, generator=torch.Generator().manual_seed(2))
+    ref = Upscaler(factor=factor, mode="anime4k", device="cpu")(x)
+    half = Upscaler(factor=factor, mode="anime4k", device="cpu", dtype=torch.float16, channels_last=True)
+    out = half(x.half())
+    assert out.dtype == torch.float16 and out.shape == ref.shape
+    assert (out.float() - ref).abs().max() < 0.02
+
+
 def _disk(size=24, garbage="black"):
     yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
     alpha = ((size * 0.35 - ((yy - size / 2) ** 2 + (xx - size / 2) ** 2).sqrt()) + 0.5).clamp(0, 1)

@@ -3,7 +3,7 @@
 Modes:
 
 - ``anime4k``: Anime4K presets at two qualities. The CNN always runs at exactly 2× (never 4× like the
-  reference, whose second ×2 stage never switched off); other factors are a resample of that 2× result.
+  reference, whose second ×2 stage never switched off); other factors are a Lanczos reduction of that 2× result.
   Which networks run, and where their weights come from:
 
   ======  =======  ====================================================  ==================================
@@ -343,9 +343,8 @@ class Upscaler:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = srgb_to_linear(self._net(x)).contiguous()
-            if y.shape[-2:] != size:
-                y = F.interpolate(y, size=size, mode="bilinear", align_corners=False, antialias=True)
-            return y
+            # 2x -> factor: an antialiased Lanczos reduction (a matmul: any dtype, any device, graph-safe).
+            return y if y.shape[-2:] == size else self._lanczos_resize(y, size)
         if self.mode == "lanczos":
             return self._lanczos_resize(rgb, size)
         return F.interpolate(rgb, size=size, mode=self.mode, align_corners=False)
