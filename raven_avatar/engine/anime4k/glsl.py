@@ -26,7 +26,7 @@ class ShaderError(ValueError):
     """A shader file we cannot read: the message names the file and the line."""
 
     def __init__(self, path: str | Path, line: int, message: str):
-        super().__init__(f"{path}:{line}: {message}")
+        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
         self.path = str(path)
         self.line = line
 
@@ -233,6 +233,11 @@ def _parse_macro(sp: ShaderPass, line: int, stmt: str) -> tuple[str, Input, bool
 
 
 def _parse_conv(sp: ShaderPass) -> ConvPass:
+    for what, expr in (("WIDTH", sp.width), ("HEIGHT", sp.height)):
+        if expr is not None and not re.fullmatch(r"\w+\.[wh]", expr):
+            raise sp.error(
+                sp.line, f"convolution passes must keep the size (//!{what} <texture>.{what[0].lower()}), got {expr!r}"
+            )
     macros: dict[str, tuple[int, bool]] = {}
     inputs: list[Input] = []
     terms: list[tuple[int, int, int, list[list[float]]]] = []

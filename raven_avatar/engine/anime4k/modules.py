@@ -185,6 +185,13 @@ def build_cnn(network: Network) -> Anime4KCNN:
         group_inputs.append(tuple(order))
 
     last = passes[-1]
+    for p in passes[:-1]:
+        if p.residual is not None:
+            raise p.source.error(p.source.line, "a residual is only supported on the network's output pass")
+    for residual_of in (last, d2s):
+        if residual_of is not None and residual_of.residual not in (None, stage_tex):
+            sp = residual_of.source
+            raise sp.error(sp.line, f"residual must add the hooked texture {stage_tex}, not {residual_of.residual}")
     last_group = where[last.source.output][0]
     if last_group != len(groups) - 1 or crelu[last_group]:
         raise last.source.error(last.source.line, "the network's output layer must be its last, read raw")
@@ -203,7 +210,7 @@ def build_cnn(network: Network) -> Anime4KCNN:
             raise last.source.error(last.source.line, "a residual before depth-to-space is not supported")
     convs[-1] = [weight[rows], bias[rows]]
     modules = [_conv(w.astype(np.float32), b.astype(np.float32)) for w, b in convs]
-    return Anime4KCNN(network.name, modules, group_inputs, crelu[:-1] + [False], scale, residual)
+    return Anime4KCNN(network.name, modules, group_inputs, crelu, scale, residual)
 
 
 def build_clamp_highlights(network: Network) -> ClampHighlights:
