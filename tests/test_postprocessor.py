@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from raven_avatar.engine import postprocessor as pp
-from raven_avatar.engine.postprocessor import colorspace
+from raven_avatar.engine.postprocessor import colorspace, ops
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
 
@@ -548,6 +548,19 @@ def test_reference_presets_load_and_run(preset):
 def test_default_chain_is_the_reference_default():
     ref = json.loads((REFERENCE / "animator.json").read_text())["postprocessor_chain"]
     assert [list(e) for e in pp.DEFAULT_CHAIN] == ref
+
+
+# --- building blocks ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("border", ["replicate", "zeros"])
+def test_blur_convolution_path_matches_the_slice_path(monkeypatch, border):
+    x = torch.rand(2, 3, 13, 22, generator=torch.Generator().manual_seed(3))
+    slices = ops.gaussian_blur(x, 1.7, 0.6, border=border)
+    monkeypatch.setattr(ops, "_use_slices", lambda _: False)  # the GPU path, run on the CPU
+    torch.testing.assert_close(ops.gaussian_blur(x, 1.7, 0.6, border=border), slices, atol=1e-6, rtol=0)
+    flat = torch.full((1, 1, 9, 9), 0.4)
+    torch.testing.assert_close(ops.gaussian_blur(flat, 2.0), flat)
 
 
 # --- colour space ------------------------------------------------------------------------------------------

@@ -233,9 +233,9 @@ class Postprocessor:
     ``upscale`` is the optional resampler for ``zoom`` at quality ``high``/``ultra``:
     ``upscale(image (B, 4, h, w), size (H, W), quality) -> (B, 4, H, W)``.
 
-    Replacing the chain with :meth:`set` is atomic (one attribute assignment), so a render thread can keep calling
-    the postprocessor while another thread sets a new chain. Instances whose key and filter survive a change keep
-    their state.
+    Replacing the chain with :meth:`set` is atomic (one attribute assignment), so the render thread can keep calling
+    the postprocessor while another thread sets a new chain; frames themselves are rendered by one thread at a
+    time. Instances whose key and filter survive a change keep their state.
     """
 
     def __init__(
@@ -250,7 +250,7 @@ class Postprocessor:
 
     def set(self, chain: Sequence[Any]) -> None:
         """Validate and install a new chain; raises :class:`ChainError` and keeps the old chain if it is invalid."""
-        instances, problems = _resolve(list(chain) if isinstance(chain, tuple) else chain)
+        instances, problems = _resolve(chain)
         if problems:
             raise ChainError(problems)
         old = {(spec.name, st.key): st for spec, _, st in self._compiled}
