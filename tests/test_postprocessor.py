@@ -139,6 +139,67 @@ def test_filter_contract(name, dtype, device):
         torch.testing.assert_close(out_b[0], out, atol=2e-3, rtol=0)
 
 
+ALPHA_UNTOUCHED = {
+    "vignetting",
+    "desaturate",
+    "monochrome_display",
+    "chroma_subsample",
+    "analog_vhs_noise",
+    "analog_vhsglitches",
+    "banding",
+    "scanlines",
+    "noise",
+    "outline",
+}
+NEVER_ADD_OPACITY = set(ALL_FILTERS) - {"atmospheric_dust", "analog_vhstracking"}  # light and signal noise
+
+
+@pytest.mark.parametrize("name", ALL_FILTERS)
+def test_alpha_invariants(name):
+    spec = pp.get_filter(name)
+    img = character(64, 48)
+    out = spec.func(img, t=0.7)
+    if name in ALPHA_UNTOUCHED:  # (noise and scanlines with their default channel "Y", outline in "rim" mode)
+        assert torch.equal(out[3], img[3])
+    empty = torch.zeros(4, 64, 48)
+    if name in NEVER_ADD_OPACITY:
+        assert torch.equal(spec.func(empty, t=0.7)[3], empty[3])
+
+
+STABLE_IN_FP16 = [s.name for s in pp.filters() if not s.dynamic] + [
+    "banding",
+    "scanlines",
+    "analog_rippling_hsync",
+    "analog_runaway_hsync",
+]
+
+
+@pytest.mark.parametrize("name", STABLE_IN_FP16)
+def test_fp16_matches_fp32(name):
+    img = character(40, 56)
+    full = pp.get_filter(name).func(img, t=0.3)
+    half = pp.get_filter(name).func(img.half(), t=0.3)
+    torch.testing.assert_close(half.float(), full, atol=1e-2, rtol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_no_host_device_sync_in_the_hot_path():
+    img = character(96, 80, dtype=torch.float16, device="cuda")
+    chains = [[[s.name, {}]] for s in pp.filters()] + [list(pp.DEFAULT_CHAIN)]
+    posts = [pp.Postprocessor(c) for c in chains]
+    for post in posts:  # warm-up builds the caches (kernels, grids, masks)
+        post(img, t=0.0)
+        post(img, t=0.041)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for post in posts:
+            for t in (0.0, 0.041, 0.5, 1.3, 7.9):
+                post(img, t=t)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 @pytest.mark.parametrize("name", ALL_FILTERS)
 def test_tiny_and_non_square_frames(name):
     for h, w in ((1, 1), (2, 7), (17, 3)):
