@@ -384,7 +384,7 @@ def test_pack_is_downloaded_for_presets_that_need_it(mode_a_file, tmp_path, monk
     assert c.description == "Upscale_Denoise_CNN_x2_VL (Anime4K v4 pack)"
     options = {(o.mode, o.preset, o.quality): o for o in available_modes()}
     assert options["anime4k", "C", "high"].needs_download is None
-    assert options["anime4k", "C", "high"].runs.startswith("Upscale_Denoise_CNN_x2_VL;")
+    assert options["anime4k", "C", "high"].runs.startswith("Upscale_Denoise_CNN_x2_VL (Anime4K v4 pack);")
 
 
 # ---------------------------------------------------------------- CLI

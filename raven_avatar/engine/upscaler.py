@@ -105,8 +105,32 @@ class UpscaleOption:
     needs_download: str | None  # None when usable now without network
 
 
+_RESAMPLERS = {
+    "bilinear": "bilinear resampling",
+    "bicubic": "bicubic RGB, bilinear alpha",
+    "lanczos": "Lanczos-3 RGB, bilinear alpha",
+}
+_NEED_WHEEL = "anime4k-python wheel from PyPI (110 kB)"
+_NEED_PACK = "Anime4K v4 shader pack from GitHub"
+
+
 def _pack_has(names: tuple[str, ...]) -> bool:
     return all(shaders.pack_shader(n) is not None for n in names)
+
+
+def _plan(recipe: _Recipe) -> tuple[tuple[str, ...], str, str | None]:
+    """The networks a recipe runs with what is cached now, a description, and the download still needed."""
+    chain = " → ".join(recipe.networks)
+    if _pack_has(recipe.networks):
+        return recipe.networks, f"{chain} (Anime4K v4 pack)", None
+    need_wheel = None if shaders.mode_a_cached() else _NEED_WHEEL
+    if set(recipe.networks) <= shaders.MODE_A_NETWORKS:
+        return recipe.networks, f"{chain} (from Anime4K_ModeA.glsl)", need_wheel
+    if recipe.stand_in is not None:
+        stand_in = " → ".join(recipe.stand_in)
+        description = f"{stand_in} (from Anime4K_ModeA.glsl), standing in for {chain} until the pack is downloaded"
+        return recipe.stand_in, description, need_wheel
+    return recipe.networks, f"{chain} (Anime4K v4 pack)", _NEED_PACK
 
 
 def available_modes() -> list[UpscaleOption]:
@@ -114,25 +138,11 @@ def available_modes() -> list[UpscaleOption]:
 
     Looks only at the cache; never touches the network.
     """
-    mode_a_cached = shaders.mode_a_cached()
-    options = [
-        UpscaleOption("bilinear", None, None, "Bilinear", "bilinear resampling", None),
-        UpscaleOption("bicubic", None, None, "Bicubic", "bicubic RGB, bilinear alpha", None),
-        UpscaleOption("lanczos", None, None, "Lanczos", "Lanczos-3 RGB, bilinear alpha", None),
-    ]
+    options = [UpscaleOption(mode, None, None, mode.capitalize(), runs, None) for mode, runs in _RESAMPLERS.items()]
     for (preset, quality), recipe in _RECIPES.items():
-        label = f"Anime4K {preset} ({quality})"
-        if _pack_has(recipe.networks):
-            runs, need = " → ".join(recipe.networks), None
-        elif recipe.stand_in is not None:
-            runs = f"{' → '.join(recipe.stand_in)} from the Mode A file (stand-in for {' → '.join(recipe.networks)})"
-            need = None if mode_a_cached else "anime4k-python wheel from PyPI (110 kB)"
-        elif set(recipe.networks) <= shaders.MODE_A_NETWORKS:
-            runs = " → ".join(recipe.networks)
-            need = None if mode_a_cached else "anime4k-python wheel from PyPI (110 kB)"
-        else:
-            runs, need = " → ".join(recipe.networks), "Anime4K v4 shader pack from GitHub"
-        options.append(UpscaleOption("anime4k", preset, quality, label, f"{runs}; {_PRESET_HELP[preset]}", need))
+        _, description, need = _plan(recipe)
+        runs = f"{description}; {_PRESET_HELP[preset]}"
+        options.append(UpscaleOption("anime4k", preset, quality, f"Anime4K {preset} ({quality})", runs, need))
     return options
 
 
@@ -174,22 +184,16 @@ def _shader_path(name: str) -> Path:
 
 
 def _choose_networks(recipe: _Recipe, allow_download: bool) -> tuple[tuple[str, ...], str]:
-    """Which networks run for a recipe, and how to describe them; may download the pack."""
-    if _pack_has(recipe.networks):
-        return recipe.networks, " → ".join(recipe.networks) + " (Anime4K v4 pack)"
-    if set(recipe.networks) <= shaders.MODE_A_NETWORKS:
-        return recipe.networks, " → ".join(recipe.networks) + " (from Anime4K_ModeA.glsl)"
-    if recipe.stand_in is not None:
-        return recipe.stand_in, (
-            f"{' → '.join(recipe.stand_in)} (from Anime4K_ModeA.glsl), standing in for "
-            f"{' → '.join(recipe.networks)} until the Anime4K v4 pack is downloaded"
-        )
-    if not allow_download:
-        raise DownloadError("the Anime4K v4 shader pack is not downloaded and downloads are disabled")
-    shaders.fetch_pack()
-    if not _pack_has(recipe.networks):
-        raise DownloadError(f"the downloaded Anime4K pack lacks {', '.join(recipe.networks)}")
-    return recipe.networks, " → ".join(recipe.networks) + " (Anime4K v4 pack)"
+    """Which networks run for a recipe, and how to describe them; downloads the pack when the recipe needs it."""
+    names, description, need = _plan(recipe)
+    if need == _NEED_PACK:
+        if not allow_download:
+            raise DownloadError("the Anime4K v4 shader pack is not downloaded and downloads are disabled")
+        shaders.fetch_pack()
+        names, description, need = _plan(recipe)
+        if need == _NEED_PACK:
+            raise DownloadError(f"the downloaded Anime4K pack lacks {', '.join(recipe.networks)}")
+    return names, description
 
 
 def _load_pipeline(recipe: _Recipe, allow_download: bool) -> tuple[_Anime4KPipeline, str]:
@@ -291,11 +295,7 @@ class Upscaler:
         self.notice: str | None = None
         self._net: _Anime4KPipeline | None = None
         self._lanczos: dict[tuple[int, int], torch.Tensor] = {}
-        self.description = {
-            "bilinear": "bilinear resampling",
-            "bicubic": "bicubic RGB, bilinear alpha",
-            "lanczos": "Lanczos-3 RGB, bilinear alpha",
-        }.get(mode, "")
+        self.description = _RESAMPLERS.get(mode, "")
         if mode == "anime4k":
             self._setup_anime4k(preset, quality, allow_download)
 
@@ -304,7 +304,7 @@ class Upscaler:
             net, self.description = _load_pipeline(_RECIPES[preset, quality], allow_download)
         except (DownloadError, ShaderError) as exc:
             self.mode = "bicubic"
-            self.description = "bicubic RGB, bilinear alpha (fallback)"
+            self.description = f"{_RESAMPLERS['bicubic']} (fallback)"
             self.notice = f"Anime4K {preset} ({quality}) is unavailable, using bicubic instead: {exc}"
             log.warning("%s", self.notice)
             return
