@@ -110,7 +110,7 @@ def chromatic_aberration(
     channel=P(
         "'Y': grain on luminance (colours kept); 'A': grain on alpha (a flickering hologram).", choices=("Y", "A")
     ),
-    double_size=P("Draw the grain at half resolution for chunkier grain.", range=None),
+    double_size=P("Draw the grain at half resolution for chunkier grain."),
 )
 def noise(
     image: torch.Tensor,
