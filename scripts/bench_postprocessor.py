@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> None:
         devices.append((torch.device("cuda"), torch.float16, args.cuda_iters, _time_cuda))
     if not args.no_cpu:
         devices.append((torch.device("cpu"), torch.float32, args.cpu_iters, _time_cpu))
+    if not devices:
+        logger.error("nothing to time: CUDA is not available and --no-cpu was given")
+        return
     columns = [(dev, dtype, size) for dev, dtype, _, _ in devices for size in args.sizes]
     header = [f"{dev.type} {str(dtype).removeprefix('torch.')} {size}²" for dev, dtype, size in columns]
     results: dict[str, list[str]] = {name: [] for name, _ in cases}
