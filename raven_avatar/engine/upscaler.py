@@ -227,24 +227,22 @@ def lanczos_matrix(in_size: int, out_size: int, a: int = 3) -> np.ndarray:
     return m
 
 
-def _fill_transparent(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """Straight RGB with transparent areas filled from nearby opaque colours (alpha-weighted push-pull).
+def _fill_transparent(rgba: torch.Tensor) -> torch.Tensor:
+    """Straight RGB of (B, 4, H, W) RGBA in [0, 1], transparent areas filled from nearby opaque colours.
 
-    Opaque pixels are unchanged; a pixel of alpha a keeps weight a for its own colour, the rest comes from the
-    coarser levels. Whatever colour sits under alpha 0 has no influence at all.
+    Alpha-weighted push-pull: opaque pixels are unchanged; a pixel of alpha a keeps weight a for its own colour and
+    takes the rest from coarser levels. Whatever colour sits under alpha 0 has no influence at all. Colour and alpha
+    travel together as premultiplied RGBA, so each level costs four kernels.
     """
-    p, a = rgb * alpha, alpha
-    pyramid = [(p, a)]
+    q = torch.cat([rgba[:, :3] * rgba[:, 3:], rgba[:, 3:]], dim=1)
+    pyramid = [q]
     for _ in range(_FILL_LEVELS):
-        p, a = F.avg_pool2d(p, 2, ceil_mode=True), F.avg_pool2d(a, 2, ceil_mode=True)
-        pyramid.append((p, a))
-    p_acc, a_acc = pyramid[-1]
-    for p, a in reversed(pyramid[:-1]):
-        size = p.shape[-2:]
-        up_p = F.interpolate(p_acc, size=size, mode="bilinear", align_corners=False)
-        up_a = F.interpolate(a_acc, size=size, mode="bilinear", align_corners=False)
-        p_acc, a_acc = p + (1.0 - a) * up_p, a + (1.0 - a) * up_a
-    return p_acc / a_acc.clamp_min(1e-3)
+        pyramid.append(F.avg_pool2d(pyramid[-1], 2, ceil_mode=True))
+    acc = pyramid[-1]
+    for q in reversed(pyramid[:-1]):
+        up = F.interpolate(acc, size=q.shape[-2:], mode="bilinear", align_corners=False)
+        acc = torch.addcmul(q, 1.0 - q[:, 3:], up)  # premultiplied "q over up"
+    return acc[:, :3] / acc[:, 3:].clamp_min(1e-3)
 
 
 def _default_device() -> torch.device:
@@ -361,12 +359,11 @@ class Upscaler:
             out = x.clamp(0.0, 1.0)
         else:
             size = self.output_size(*x.shape[-2:])
-            rgb = x[:, :3].clamp(0.0, 1.0)
+            x = x.clamp(0.0, 1.0)
             if x.shape[1] == 3:
-                out = self._resize_rgb(rgb, size).clamp_(0.0, 1.0)
+                out = self._resize_rgb(x, size).clamp_(0.0, 1.0)
             else:
-                alpha = x[:, 3:].clamp(0.0, 1.0)
-                rgb = self._resize_rgb(_fill_transparent(rgb, alpha), size).clamp_(0.0, 1.0)
-                alpha = F.interpolate(alpha, size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
+                rgb = self._resize_rgb(_fill_transparent(x), size).clamp_(0.0, 1.0)
+                alpha = F.interpolate(x[:, 3:], size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
                 out = torch.cat([rgb, alpha], dim=1)
         return out if batched else out.squeeze(0)
