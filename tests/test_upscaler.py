@@ -387,6 +387,16 @@ def test_pack_is_downloaded_for_presets_that_need_it(mode_a_file, tmp_path, monk
     assert options["anime4k", "C", "high"].runs.startswith("Upscale_Denoise_CNN_x2_VL (Anime4K v4 pack);")
 
 
+def test_malformed_cached_shader_falls_back_with_file_and_line(a4k_cache):
+    bad = a4k_cache / "anime4k" / "v4.0" / "Anime4K_Upscale_Denoise_CNN_x2_VL.glsl"
+    bad.parent.mkdir()
+    bad.write_text(
+        "//!DESC Anime4K-v4.0-Upscale-Denoise-CNN-x2-(VL)-Conv-4x3x3x3\n//!HOOK MAIN\n//!BIND MAIN\nbogus;\n"
+    )
+    up = Upscaler(mode="anime4k", preset="C", quality="high", device="cpu")
+    assert up.mode == "bicubic" and f"{bad}:4:" in up.notice
+
+
 # ---------------------------------------------------------------- CLI
 
 
