@@ -331,6 +331,17 @@ def test_missing_shader_offline_falls_back_to_bicubic(tmp_path, monkeypatch, cap
     assert "PyPI" in options["anime4k", "C", "high"].needs_download
 
 
+def test_hand_placed_wheel_works_offline(mode_a_file, stable_cache_dir, tmp_path, monkeypatch):
+    wheel = stable_cache_dir / "wheels" / "anime4k_python-1.1.3-py3-none-any.whl"
+    (tmp_path / "wheels").mkdir()
+    shutil.copy(wheel, tmp_path / "wheels" / wheel.name)
+    monkeypatch.setenv("RAVEN_AVATAR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("RAVEN_AVATAR_OFFLINE", "1")
+    assert shaders.mode_a_cached()
+    assert Upscaler(mode="anime4k", device="cpu").mode == "anime4k"
+    assert shaders.mode_a_path().read_bytes() == mode_a_file.read_bytes()
+
+
 def test_preset_needing_the_pack_falls_back_with_notice(a4k_cache):
     up = Upscaler(mode="anime4k", preset="B", quality="high", device="cpu")
     assert up.mode == "bicubic" and "Anime4K v4 shader pack" in up.notice

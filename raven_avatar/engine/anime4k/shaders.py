@@ -30,6 +30,7 @@ from raven_avatar.engine.paths import user_cache_dir
 log = logging.getLogger(__name__)
 
 MODE_A_PACKAGE = ("anime4k-python", "1.1.3")
+MODE_A_WHEEL_SHA256 = "27c3c3270097b2cf6170661d1cf7449eea269d11fad5ffa18ad4d0d03cf1604a"
 MODE_A_MEMBER = "anime4k_python/shaders/Anime4K_ModeA.glsl"
 MODE_A_SHA256 = "70fece05ad75d0267871dd9eaf9e51e32e10e60b8036574b47d1c62c08c532db"
 #: Networks the Mode A file provides (the rest need the pack).
@@ -52,7 +53,7 @@ def mode_a_path() -> Path:
     dest = shader_dir() / "Anime4K_ModeA.glsl"
     if dest.is_file() and file_sha256(dest) == MODE_A_SHA256:
         return dest
-    wheel = pypi_wheel(*MODE_A_PACKAGE)
+    wheel = pypi_wheel(*MODE_A_PACKAGE, sha256=MODE_A_WHEEL_SHA256)
     return extract_from_wheel(wheel, MODE_A_MEMBER, dest, sha256=MODE_A_SHA256)
 
 
