@@ -19,6 +19,7 @@ from raven_avatar.cli import upscale as upscale_cli
 from raven_avatar.engine.anime4k import shaders
 from raven_avatar.engine.anime4k.glsl import ConvPass, ShaderError, load_shader, network_name, parse_shader
 from raven_avatar.engine.anime4k.modules import Anime4KCNN, ClampHighlights, build_network
+from raven_avatar.engine.download import pypi_wheel
 from raven_avatar.engine.postprocessor.colorspace import linear_to_srgb, srgb_to_linear
 from raven_avatar.engine.upscaler import MODES, Upscaler, available_modes, lanczos_matrix
 
@@ -332,7 +333,10 @@ def test_missing_shader_offline_falls_back_to_bicubic(tmp_path, monkeypatch, cap
 
 
 def test_hand_placed_wheel_works_offline(mode_a_file, stable_cache_dir, tmp_path, monkeypatch):
-    wheel = stable_cache_dir / "wheels" / "anime4k_python-1.1.3-py3-none-any.whl"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAVEN_AVATAR_CACHE_DIR", str(stable_cache_dir))
+        mp.delenv("RAVEN_AVATAR_OFFLINE", raising=False)
+        wheel = pypi_wheel(*shaders.MODE_A_PACKAGE, sha256=shaders.MODE_A_WHEEL_SHA256, progress=False)
     (tmp_path / "wheels").mkdir()
     shutil.copy(wheel, tmp_path / "wheels" / wheel.name)
     monkeypatch.setenv("RAVEN_AVATAR_CACHE_DIR", str(tmp_path))
