@@ -1,0 +1,408 @@
+"""Emotion templates: a target pose plus cel strengths per emotion, where they are found, and how they are saved.
+
+File format (the reference's)::
+
+    {"<emotion>": {"pose": {<pose key>: float, ...}, "cels": {<cel>: float, ...}}}
+
+``cels`` may also be a list of ``[name, value]`` pairs (the reference's batch ``_emotions.json`` writes that). Missing
+keys are 0; unknown keys, non-numbers and out-of-range values are reported and skipped or clamped.
+
+Lookup, per emotion, first found wins:
+
+1. the character's own ``NAME_emotions.json``, then ``_emotions.json``, in the character's folder;
+2. the user's templates, ``<user data dir>/emotions/<emotion>.json`` (what the pose editor saves);
+3. the factory templates, ``raven_avatar/assets/emotions/_defaults.json``.
+
+User files are never lost: every overwrite and every factory reset first copies the files it replaces into a
+timestamped folder under ``<user data dir>/emotions/backups/``, which :func:`restore_backup` puts back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from raven_avatar.engine.character import SUPPORTED_CELS
+from raven_avatar.engine.paths import asset_path, user_data_dir
+from raven_avatar.engine.pose import KEYS, pose_from_dict, pose_to_dict
+
+log = logging.getLogger(__name__)
+
+#: The 28 go-emotions labels (the distilBERT classifier's output), sorted.
+EMOTION_NAMES: tuple[str, ...] = (
+    "admiration",
+    "amusement",
+    "anger",
+    "annoyance",
+    "approval",
+    "caring",
+    "confusion",
+    "curiosity",
+    "desire",
+    "disappointment",
+    "disapproval",
+    "disgust",
+    "embarrassment",
+    "excitement",
+    "fear",
+    "gratitude",
+    "grief",
+    "joy",
+    "love",
+    "nervousness",
+    "neutral",
+    "optimism",
+    "pride",
+    "realization",
+    "relief",
+    "remorse",
+    "sadness",
+    "surprise",
+)
+
+#: The all-zero reset pose's name in ``_defaults.json``.
+ZERO = "zero"
+DEFAULTS_FILE = "_defaults.json"
+BACKUPS_DIR = "backups"
+_MANIFEST = "manifest.json"
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+class TemplateError(ValueError):
+    """An emotion file cannot be read at all (malformed JSON, wrong shape); the message names the file."""
+
+
+@dataclass
+class EmotionTemplate:
+    """One emotion: all 45 pose values (reference keys, THA3 order) and all 16 cel strengths (canonical order)."""
+
+    name: str
+    pose: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KEYS, 0.0))
+    cels: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SUPPORTED_CELS, 0.0))
+    problems: list[str] = field(default_factory=list, compare=False, repr=False)  # what parsing fixed up
+
+    def pose_vector(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The pose as a ``(45,)`` tensor."""
+        return pose_from_dict(self.pose, dtype=dtype)[0]
+
+    def to_json(self) -> dict[str, dict[str, float]]:
+        return {"pose": dict(self.pose), "cels": dict(self.cels)}
+
+
+def validate_emotion_name(name: str) -> str:
+    """Return ``name`` if it is safe as an emotion name and file stem, else raise ``ValueError`` saying why."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise ValueError(
+            f"invalid emotion name {name!r}: use 1-64 letters, digits, '_' or '-', starting with a letter or digit "
+            "(no path separators, dots or spaces)"
+        )
+    return name
+
+
+def _parse_cels(raw: object, where: str, problems: list[str]) -> dict[str, float]:
+    cels = dict.fromkeys(SUPPORTED_CELS, 0.0)
+    if isinstance(raw, Mapping):
+        items: Iterable[object] = raw.items()
+    elif isinstance(raw, list):
+        items = raw
+    else:
+        problems.append(f"{where}: 'cels' must be a dict or a list of [name, value] pairs, got {type(raw).__name__}")
+        return cels
+    for item in items:
+        if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)):
+            problems.append(f"{where}: cel entry {item!r} is not a [name, value] pair; ignored")
+            continue
+        name, value = item
+        if name not in cels:
+            problems.append(f"{where}: unknown cel {name!r} ignored")
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            problems.append(f"{where}: cel {name}: value {value!r} is not a finite number; used 0")
+            continue
+        if not 0.0 <= value <= 1.0:
+            problems.append(f"{where}: cel {name}: value {value:g} outside [0, 1]; clamped")
+        cels[name] = min(max(float(value), 0.0), 1.0)
+    return cels
+
+
+def template_from_json(name: str, data: object, where: str = "") -> EmotionTemplate:
+    """Build a template from one parsed ``{"pose": ..., "cels": ...}`` entry; problems go to ``.problems``."""
+    where = f"{where}: {name}" if where else name
+    problems: list[str] = []
+    if not isinstance(data, Mapping):
+        problems.append(f"{where}: expected an object with 'pose' and 'cels', got {type(data).__name__}")
+        data = {}
+    for key in data:
+        if key not in ("pose", "cels"):
+            problems.append(f"{where}: unknown key {key!r} ignored")
+    raw_pose = data.get("pose", {})
+    if not isinstance(raw_pose, Mapping):
+        problems.append(f"{where}: 'pose' must be an object, got {type(raw_pose).__name__}")
+        raw_pose = {}
+    vec, pose_problems = pose_from_dict(raw_pose)
+    problems.extend(f"{where}: {p}" for p in pose_problems)
+    cels = _parse_cels(data.get("cels", {}), where, problems)
+    return EmotionTemplate(name, pose_to_dict(vec), cels, problems)
+
+
+def _read_json(path: Path) -> object:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise TemplateError(f"{path}: not UTF-8 text ({e})") from e
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TemplateError(f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from e
+
+
+def parse_template_file(path: str | os.PathLike[str]) -> dict[str, EmotionTemplate]:
+    """Read every emotion in a template file.
+
+    Raises ``FileNotFoundError`` for a missing file and :class:`TemplateError` for malformed JSON (with the line) or
+    a file that is not an object of emotions; per-value problems are kept in each template's ``problems``.
+    """
+    path = Path(path)
+    data = _read_json(path)
+    if not isinstance(data, Mapping):
+        raise TemplateError(f"{path}: expected a JSON object of emotions, got {type(data).__name__}")
+    templates: dict[str, EmotionTemplate] = {}
+    for name, entry in data.items():
+        try:
+            validate_emotion_name(name)
+        except ValueError as e:
+            raise TemplateError(f"{path}: {e}") from None
+        templates[name] = template_from_json(name, entry, path.name)
+    return templates
+
+
+def zero_template(name: str = ZERO) -> EmotionTemplate:
+    """The all-zero pose with no cels (the ``[reset]`` pose)."""
+    return EmotionTemplate(name)
+
+
+@dataclass
+class TemplateSet:
+    """The templates in effect for one character, where each came from, and what was wrong on the way."""
+
+    templates: dict[str, EmotionTemplate]
+    sources: dict[str, str]  # emotion -> "character: <file>", "user: <file>" or "factory"
+    problems: list[str]
+    zero: EmotionTemplate = field(default_factory=zero_template)
+
+    def __getitem__(self, name: str) -> EmotionTemplate:
+        try:
+            return self.templates[name]
+        except KeyError:
+            raise KeyError(f"unknown emotion {name!r}; known: {', '.join(self.templates)}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.templates
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.templates)
+
+    def __len__(self) -> int:
+        return len(self.templates)
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for source in self.sources.values():
+            kind = source.split(":", 1)[0]
+            counts[kind] = counts.get(kind, 0) + 1
+        lines = [f"{len(self)} emotions: " + ", ".join(f"{n} from {kind}" for kind, n in counts.items())]
+        lines.extend(f"problem: {p}" for p in self.problems)
+        return "\n".join(lines)
+
+
+def user_templates_dir() -> Path:
+    """Where the user's edited templates live (not created until something is saved)."""
+    return user_data_dir() / "emotions"
+
+
+def factory_templates() -> dict[str, EmotionTemplate]:
+    """The shipped templates, ``zero`` included."""
+    return parse_template_file(asset_path("emotions", DEFAULTS_FILE))
+
+
+def _character_files(character_path: Path) -> list[Path]:
+    folder = character_path.parent
+    return [folder / f"{character_path.stem}_emotions.json", folder / "_emotions.json"]
+
+
+def load_templates(character_path: str | os.PathLike[str] | None = None) -> TemplateSet:
+    """Resolve every emotion through the lookup order (module docstring); bad files are reported and skipped."""
+    problems: list[str] = []
+    layers: list[tuple[str, dict[str, EmotionTemplate]]] = []
+
+    def add_file(kind: str, path: Path, only: str | None = None) -> None:
+        try:
+            found = parse_template_file(path)
+        except FileNotFoundError:
+            return
+        except (TemplateError, OSError) as e:
+            problems.append(f"{e}; skipped")
+            return
+        if only is not None:
+            if only not in found:
+                problems.append(f"{path}: has no emotion named {only!r} (the file name); skipped")
+                return
+            found = {only: found[only]}
+        layers.append((f"{kind}: {path}", found))
+
+    if character_path is not None:
+        for path in _character_files(Path(character_path)):
+            add_file("character", path)
+    user_dir = user_templates_dir()
+    if user_dir.is_dir():
+        for path in sorted(user_dir.glob("*.json")):
+            try:
+                validate_emotion_name(path.stem)
+            except ValueError as e:
+                problems.append(f"{path}: {e}; skipped")
+                continue
+            add_file("user", path, only=path.stem)
+    factory = factory_templates()
+    layers.append(("factory", factory))
+
+    templates: dict[str, EmotionTemplate] = {}
+    sources: dict[str, str] = {}
+    names = sorted({name for _, found in layers for name in found} - {ZERO})
+    for name in names:
+        source, template = next((s, found[name]) for s, found in layers if name in found)
+        templates[name] = template
+        sources[name] = source
+        problems.extend(f"{source.split(': ', 1)[-1]}: {p}" if source != "factory" else p for p in template.problems)
+    zero = factory.get(ZERO, zero_template())
+    return TemplateSet(templates, sources, problems, zero)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_write_json(path: Path, data: object) -> None:
+    _atomic_write(path, (json.dumps(data, indent=4) + "\n").encode("utf-8"))
+
+
+def _backup(directory: Path, files: Iterable[Path], reason: str) -> Path:
+    """Copy ``files`` into a new timestamped folder ``directory/backups/<time>-<reason>``.
+
+    The manifest lists every file and whether it existed, so a restore also removes files created since.
+    """
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+    target = directory / BACKUPS_DIR / f"{stamp}-{reason}"
+    target.mkdir(parents=True, exist_ok=False)
+    manifest = {}
+    for f in files:
+        existed = f.is_file()
+        if existed:
+            shutil.copy2(f, target / f.name)
+        manifest[f.name] = existed
+    _atomic_write_json(target / _MANIFEST, {"files": manifest})
+    return target
+
+
+def save_template(template: EmotionTemplate, directory: str | os.PathLike[str] | None = None) -> Path:
+    """Write ``template`` as ``<directory>/<name>.json`` atomically (default: the user templates folder).
+
+    An existing file is first copied to a timestamped backup. Returns the written path.
+    """
+    validate_emotion_name(template.name)
+    directory = Path(directory) if directory is not None else user_templates_dir()
+    path = directory / f"{template.name}.json"
+    if path.exists():
+        _backup(directory, [path], f"save-{template.name}")
+    _atomic_write_json(path, {template.name: template.to_json()})
+    return path
+
+
+def save_emotions_file(
+    templates: Mapping[str, EmotionTemplate] | Iterable[EmotionTemplate], path: str | os.PathLike[str]
+) -> Path:
+    """Write several templates into one file (the batch ``_emotions.json`` format), alphabetical, atomically.
+
+    An existing file is backed up first (into ``backups/`` beside it).
+    """
+    items = templates.values() if isinstance(templates, Mapping) else templates
+    data = {t.name: t.to_json() for t in sorted(items, key=lambda t: t.name)}
+    for name in data:
+        validate_emotion_name(name)
+    path = Path(path)
+    if path.exists():
+        _backup(path.parent, [path], f"save-{path.stem}")
+    _atomic_write_json(path, data)
+    return path
+
+
+def factory_reset(names: Iterable[str] | None = None) -> Path:
+    """Reset the user's templates for ``names`` (default: all) to factory, after a timestamped backup.
+
+    Resetting removes the user's file, so the factory template shows through (a character's own
+    ``_emotions.json`` is not touched). Returns the backup folder, for :func:`restore_backup`.
+    """
+    directory = user_templates_dir()
+    if names is None:
+        files = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    else:
+        files = [directory / f"{validate_emotion_name(n)}.json" for n in names]
+    backup = _backup(directory, files, "reset")
+    for f in files:
+        f.unlink(missing_ok=True)
+    log.info("reset %d emotion template(s) to factory; backup in %s", len(files), backup)
+    return backup
+
+
+def list_backups(directory: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Backup folders, oldest first (default: those of the user templates folder)."""
+    directory = Path(directory) if directory is not None else user_templates_dir()
+    root = directory / BACKUPS_DIR
+    return sorted(p for p in root.iterdir() if (p / _MANIFEST).is_file()) if root.is_dir() else []
+
+
+def restore_backup(path: str | os.PathLike[str] | None = None) -> Path:
+    """Put back the files of a backup folder (default: the newest backup of the user templates folder).
+
+    The files the restore replaces are backed up first, so a restore can itself be undone. Returns the folder
+    restored from.
+    """
+    if path is None:
+        backups = list_backups()
+        if not backups:
+            raise FileNotFoundError(f"no backups in {user_templates_dir() / BACKUPS_DIR}")
+        path = backups[-1]
+    path = Path(path)
+    manifest = _read_json(path / _MANIFEST)
+    names = manifest.get("files") if isinstance(manifest, Mapping) else None
+    if not isinstance(names, Mapping) or any(Path(n).name != n or n.startswith(".") for n in names):
+        raise TemplateError(f"{path / _MANIFEST}: not a backup manifest")
+    directory = path.parent.parent  # <directory>/backups/<this backup>
+    files = {directory / n: bool(existed) for n, existed in names.items()}
+    _backup(directory, files, "before-restore")
+    for target, existed in files.items():
+        if existed:
+            _atomic_write(target, (path / target.name).read_bytes())
+        else:
+            target.unlink(missing_ok=True)
+    return path
