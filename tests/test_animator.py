@@ -470,3 +470,21 @@ def test_smooth_transition_ends():
     xs = [k / 100 for k in range(101)]
     values = [smooth_transition(x) for x in xs]
     assert all(b >= a for a, b in pairwise(values))
+
+
+def test_real_emotion_templates_and_template_set():
+    from raven_avatar.engine.emotions import TemplateSet, template_from_json
+
+    raw = {
+        "neutral": {"pose": {}, "cels": {}},
+        "surprise": {"pose": {"eyebrow_raised_left_index": 1.0}, "cels": [["waver1", 0.5]]},
+    }
+    templates = {name: template_from_json(name, entry) for name, entry in raw.items()}
+    clock = Clock()
+    anim = Animator(QUIET, TemplateSet(templates, dict.fromkeys(templates, "factory"), []), clock=clock)
+    anim.advance()
+    anim.set_emotion("surprise")
+    state = run(anim, clock, 2.0, 25)[-1]
+    assert float(state.pose[I["eyebrow_raised_left_index"]]) == 1.0
+    assert max(state.cels["waver1"], state.cels["waver2"]) == 0.5
+    assert set(state.cels) >= {"blush1", "tears3", "data1", "waver1", "waver2"}  # all 16 cels, by name

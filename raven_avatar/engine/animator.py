@@ -144,7 +144,8 @@ class Animator:
         settings: animator settings (see :mod:`raven_avatar.engine.settings`); missing keys take the built-in
             defaults, invalid ones raise ``ValueError`` listing every problem.
         templates: emotion name -> template with ``.pose`` (``{key: float}``) and ``.cels`` (``{name: float}`` or
-            ``[[name, float], ...]``), as objects or plain dicts.
+            ``[[name, float], ...]``), as objects (``emotions.EmotionTemplate``) or plain dicts; a dict or an
+            ``emotions.TemplateSet``.
         seed: seeds every random choice (blinks, sway, talking, saccades).
         clock: seconds, monotonic; read once per :meth:`advance` and by :meth:`resume`.
         emotion: the starting emotion (default ``neutral``, else the first name in sorted order).
@@ -217,7 +218,8 @@ class Animator:
     def _convert(templates: Mapping[str, Any]) -> dict[str, _Template]:
         if not templates:
             raise ValueError("no emotion templates given")
-        return {str(name): _to_template(str(name), obj) for name, obj in templates.items()}
+        # Iterate names and index, so an emotions.TemplateSet works as well as a dict.
+        return {str(name): _to_template(str(name), templates[name]) for name in templates}
 
     @staticmethod
     def _names_in(templates: Mapping[str, _Template]) -> list[str]:
