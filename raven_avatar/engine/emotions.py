@@ -150,7 +150,7 @@ def template_from_json(name: str, data: object, where: str = "") -> EmotionTempl
     if not isinstance(raw_pose, Mapping):
         problems.append(f"{where}: 'pose' must be an object, got {type(raw_pose).__name__}")
         raw_pose = {}
-    vec, pose_problems = pose_from_dict(raw_pose)
+    vec, pose_problems = pose_from_dict(raw_pose, dtype=torch.float64)  # float64 keeps the JSON values exact
     problems.extend(f"{where}: {p}" for p in pose_problems)
     cels = _parse_cels(data.get("cels", {}), where, problems)
     return EmotionTemplate(name, pose_to_dict(vec), cels, problems)
@@ -217,11 +217,9 @@ class TemplateSet:
         return len(self.templates)
 
     def summary(self) -> str:
-        counts: dict[str, int] = {}
-        for source in self.sources.values():
-            kind = source.split(":", 1)[0]
-            counts[kind] = counts.get(kind, 0) + 1
-        lines = [f"{len(self)} emotions: " + ", ".join(f"{n} from {kind}" for kind, n in counts.items())]
+        kinds = [source.split(":", 1)[0] for source in self.sources.values()]
+        counts = ", ".join(f"{kinds.count(k)} from {k}" for k in ("character", "user", "factory") if k in kinds)
+        lines = [f"{len(self)} emotions: {counts}"]
         lines.extend(f"problem: {p}" for p in self.problems)
         return "\n".join(lines)
 
