@@ -1,0 +1,268 @@
+"""The render thread: animator + pipeline in one background thread, paced, with a latest-frame handoff.
+
+Rules (PRODUCT.md §3):
+
+- **One thread does all device work** for an avatar (splitting GPU work over Python threads is slower: the GIL).
+- **No frame is rendered that nobody consumes.** There is one slot: the renderer fills it, a consumer takes it with
+  :meth:`Renderer.latest_frame`, and only then may the next frame be rendered. A consumer that polls faster than the
+  renderer gets the same frame again (compare :attr:`Frame.index`).
+- **Paced to ``target_fps``**: a frame starts no sooner than ``1/target_fps`` after the previous one started.
+  Animation time follows the wall clock (the animator reads it at each frame), so a slow device shows fewer frames
+  at the right speed, never slow motion.
+- **Pause really stops**: no rendering and no device work while paused; animation time freezes.
+- **An exception in one frame** is logged (with its traceback, once per distinct message), kept as
+  :attr:`Renderer.last_error`, and the thread carries on; the last good frame stays available.
+- **Hot swaps without tearing**: :meth:`Renderer.frame_boundary` holds the frame lock, so whatever is changed inside
+  it (character, templates, settings) changes between two frames, all at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .animator import Animator
+from .pipeline import Frame, Pipeline
+
+log = logging.getLogger(__name__)
+
+_STATS_WINDOW = 30  # frames averaged in Renderer.stats
+_IDLE_WAIT_S = 0.5  # how often a waiting render thread re-checks its flags (it is also woken on every change)
+_MAX_LOGGED = 64  # distinct error messages remembered (a varying message cannot grow memory)
+
+
+@dataclass(frozen=True)
+class RenderError:
+    """A frame that failed: what went wrong, when, and how often so far."""
+
+    message: str
+    traceback: str
+    frame_index: int  # index the failed frame would have had
+    time: float  # time.time() of the failure
+    count: int  # failures since the renderer started
+
+
+class Renderer:
+    """Renders one avatar's frames in a background thread.
+
+    Args:
+        pipeline: the avatar's :class:`~raven_avatar.engine.pipeline.Pipeline` (with its character set).
+        animator: the avatar's :class:`~raven_avatar.engine.animator.Animator` (its clock is the animation clock).
+        target_fps: frames per second to aim for.
+        warm_up: render one throw-away frame before the first one and after :meth:`request_warm_up` (default: on
+            CUDA only, where it takes graph capture and cuDNN tuning out of the first visible frame).
+    """
+
+    def __init__(
+        self, pipeline: Pipeline, animator: Animator, *, target_fps: float = 25.0, warm_up: bool | None = None
+    ):
+        self.pipeline = pipeline
+        self.animator = animator
+        self.target_fps = target_fps
+        self._warm_up_enabled = pipeline.device.type == "cuda" if warm_up is None else warm_up
+        self._needs_warm_up = self._warm_up_enabled
+        self._frame_lock = threading.RLock()  # held while a frame renders; swaps take it
+        self._cond = threading.Condition()  # guards the flags and the slot below
+        self._latest: Frame | None = None
+        self._consumed = True
+        self._paused = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._index = 0
+        self._history: deque[tuple[float, dict[str, float]]] = deque(maxlen=_STATS_WINDOW)
+        self._errors = 0
+        self._logged: set[str] = set()
+        self.last_error: RenderError | None = None
+
+    # ------------------------------------------------------------------------------------------------------ control
+
+    @property
+    def target_fps(self) -> float:
+        return self._target_fps
+
+    @target_fps.setter
+    def target_fps(self, value: float) -> None:
+        if not value > 0:
+            raise ValueError(f"target_fps must be positive, got {value!r}")
+        self._target_fps = float(value)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def start(self) -> None:
+        """Start the render thread (no-op if running); also resumes a paused renderer."""
+        self.resume()
+        if self.running:
+            return
+        with self._cond:
+            self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="raven-avatar-render", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop the render thread after the frame in progress; the last frame stays available."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("render thread did not stop within %s s", timeout)
+        self._thread = None
+
+    def pause(self) -> None:
+        """Stop rendering and freeze animation time until :meth:`resume` (e.g. while the window is minimised)."""
+        with self._cond:
+            self._paused = True
+        self.animator.pause()
+
+    def resume(self) -> None:
+        self.animator.resume()
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    def request_warm_up(self) -> None:
+        """Warm up again before the next frame (after a new character or output size), if warm-up is enabled."""
+        self._needs_warm_up = self._warm_up_enabled
+
+    @contextlib.contextmanager
+    def frame_boundary(self) -> Iterator[None]:
+        """Hold off the render thread: changes made inside take effect together, between two frames.
+
+        Do slow preparation (loading files, building an upscaler) before entering; the render thread waits here.
+        """
+        with self._frame_lock:
+            yield
+
+    # ------------------------------------------------------------------------------------------------------ frames
+
+    def latest_frame(self) -> Frame | None:
+        """The newest frame (None before the first). Taking it lets the renderer start the next one."""
+        with self._cond:
+            if self._latest is not None and not self._consumed:
+                self._consumed = True
+                self._cond.notify_all()
+            return self._latest
+
+    def wait_frame(self, after: int = 0, timeout: float | None = None) -> Frame | None:
+        """Wait for a frame with ``index > after`` and take it; None on timeout (see also :attr:`last_error`)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._latest is None or self._latest.index <= after:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining if remaining is not None else _IDLE_WAIT_S)
+        return self.latest_frame()
+
+    @property
+    def frames_rendered(self) -> int:
+        return self._index
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Averages over the last frames: ``fps`` (rendered per second), ``target_fps``, per-stage ms (see
+        :data:`~raven_avatar.engine.pipeline.STAGES`, plus ``animate``, ``total`` and ``wait``), ``frames`` rendered,
+        ``errors``, ``paused``, ``pose_stages`` (THA3 stages the last frame ran: full/face/body/none)."""
+        with self._cond:
+            history = list(self._history)
+        out: dict[str, Any] = {
+            "fps": 0.0,
+            "target_fps": self._target_fps,
+            "frames": self._index,
+            "errors": self._errors,
+            "paused": self._paused,
+            "pose_stages": self.pipeline.session.last_stages,
+        }
+        if len(history) >= 2:
+            span = history[-1][0] - history[0][0]
+            out["fps"] = (len(history) - 1) / span if span > 0 else 0.0
+        if history:
+            keys = dict.fromkeys(k for _, s in history for k in s)
+            for key in keys:
+                values = [s[key] for _, s in history if key in s]
+                out[key] = sum(values) / len(values)
+        return out
+
+    # ------------------------------------------------------------------------------------------------------- thread
+
+    def _wait_turn(self, due: float) -> bool:
+        """Block until a frame may be rendered: running, not paused, the last frame taken, and ``due`` reached.
+        False when stopping."""
+        with self._cond:
+            while True:
+                if self._stopping:
+                    return False
+                if self._paused or not self._consumed:
+                    self._cond.wait(_IDLE_WAIT_S)
+                    continue
+                delay = due - time.monotonic()
+                if delay <= 0:
+                    return True
+                self._cond.wait(delay)
+
+    def _loop(self) -> None:
+        due = time.monotonic()
+        while True:
+            waited = time.monotonic()
+            if not self._wait_turn(due):
+                return
+            start = time.monotonic()
+            due = start + 1.0 / self._target_fps
+            with self._frame_lock:
+                if self._paused:  # paused while we took the lock
+                    continue
+                frame = self._render_one(wait_ms=(start - waited) * 1000.0)
+            if frame is not None:
+                with self._cond:
+                    self._latest, self._consumed = frame, False
+                    self._history.append((time.monotonic(), frame.stats))
+                    self._cond.notify_all()
+
+    def _render_one(self, wait_ms: float) -> Frame | None:
+        index = self._index + 1
+        try:
+            if self._needs_warm_up:
+                self._needs_warm_up = False
+                self.pipeline.warm_up()
+            t0 = time.perf_counter()
+            state = self.animator.advance()
+            animate_ms = (time.perf_counter() - t0) * 1000.0
+            frame = self.pipeline.render(state.pose, state.cels, state.fx, state.t)
+        except Exception as e:  # one bad frame must not end the avatar
+            self._report(e, index)
+            return None
+        frame.index = index
+        frame.emotion = state.emotion
+        frame.stats["animate"] = animate_ms
+        frame.stats["total"] += animate_ms
+        frame.stats["wait"] = wait_ms
+        self._index = index
+        return frame
+
+    def _report(self, error: Exception, index: int) -> None:
+        self._errors += 1
+        message = f"{type(error).__name__}: {error}"
+        tb = traceback.format_exc()
+        self.last_error = RenderError(message, tb, index, time.time(), self._errors)
+        if message not in self._logged:
+            if len(self._logged) >= _MAX_LOGGED:
+                self._logged.clear()
+            self._logged.add(message)
+            log.error(
+                "frame %d failed (the renderer keeps going; repeats of this error are not logged):\n%s", index, tb
+            )
