@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 
 from raven_avatar.engine.postprocessor import DEFAULT_CHAIN, Postprocessor, filters
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import median_ms, test_frame  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -34,61 +37,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cuda", action="store_true", help="skip the CUDA runs")
 
 
-def _test_image(size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """A character-like frame: smooth colours, some highlights, an opaque blob on a transparent background."""
-    gen = torch.Generator().manual_seed(0)
-    img = torch.rand((1, 4, size // 16, size // 16), generator=gen)
-    img = torch.nn.functional.interpolate(img, size=(size, size), mode="bilinear", align_corners=False)
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
-    img[:, 3] = ((xs**2 + ys**2) < 0.6).float()
-    return img.to(device=device, dtype=dtype)
-
-
-def _time_cuda(fn, iters: int) -> float:
-    for _ in range(10):
-        fn(0.0)
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
-    for i in range(iters):
-        starts[i].record()
-        fn(i / 60.0)
-        ends[i].record()
-    torch.cuda.synchronize()
-    return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends, strict=True))
-
-
-def _time_cpu(fn, iters: int) -> float:
-    fn(0.0)
-    times = []
-    for i in range(iters):
-        t0 = time.perf_counter()
-        fn(i / 60.0)
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.median(times)
-
-
 def run(args: argparse.Namespace) -> None:
     """Time every case and print the table."""
     names = [] if args.no_filters else (args.filters or [s.name for s in filters()])
     cases = [(n, Postprocessor([[n, {}]])) for n in names] + [(DEFAULT_CHAIN_LABEL, None)]
     devices = []
     if torch.cuda.is_available() and not args.no_cuda:
-        devices.append((torch.device("cuda"), torch.float16, args.cuda_iters, _time_cuda))
+        devices.append((torch.device("cuda"), torch.float16, args.cuda_iters))
     if not args.no_cpu:
-        devices.append((torch.device("cpu"), torch.float32, args.cpu_iters, _time_cpu))
+        devices.append((torch.device("cpu"), torch.float32, args.cpu_iters))
     if not devices:
         logger.error("nothing to time: CUDA is not available and --no-cpu was given")
         return
-    columns = [(dev, dtype, size) for dev, dtype, _, _ in devices for size in args.sizes]
+    columns = [(dev, dtype, size) for dev, dtype, _ in devices for size in args.sizes]
     header = [f"{dev.type} {str(dtype).removeprefix('torch.')} {size}²" for dev, dtype, size in columns]
     results: dict[str, list[str]] = {name: [] for name, _ in cases}
     with torch.inference_mode():
-        for dev, dtype, iters, timer in devices:
+        for dev, dtype, iters in devices:
             for size in args.sizes:
-                image = _test_image(size, dev, dtype)
+                image = test_frame(size, dev, dtype)
                 for name, pp in cases:
                     pp = pp if pp is not None else Postprocessor(DEFAULT_CHAIN)
-                    ms = timer(lambda t, pp=pp, image=image: pp(image, t), iters)
+                    ms = median_ms(lambda i, pp=pp, image=image: pp(image, i / 60.0), dev, iters=iters, warmup=10)
                     results[name].append(f"{ms:.3f}")
                     logger.info("%s %s %d: %.3f ms", dev.type, name, size, ms)
     device_name = torch.cuda.get_device_name() if any(d.type == "cuda" for d, *_ in devices) else "CPU only"

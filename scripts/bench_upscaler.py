@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 
 from raven_avatar.engine.upscaler import Upscaler
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import cuda_graphed, median_ms, test_frame  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -43,76 +46,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cuda", action="store_true", help="skip the CUDA runs")
 
 
-def _test_image(size: int, channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """A character-like frame: smooth colours with an opaque blob on a transparent background."""
-    gen = torch.Generator().manual_seed(0)
-    img = torch.rand((1, 4, size // 16, size // 16), generator=gen)
-    img = torch.nn.functional.interpolate(img, size=(size, size), mode="bilinear", align_corners=False)
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
-    img[:, 3] = ((xs**2 + ys**2) < 0.6).float()
-    return img[:, :channels].to(device=device, dtype=dtype)
-
-
-def _time_cuda(fn, iters: int) -> float:
-    for _ in range(10):
-        fn()
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
-    for i in range(iters):
-        starts[i].record()
-        fn()
-        ends[i].record()
-    torch.cuda.synchronize()
-    return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends, strict=True))
-
-
-def _time_cpu(fn, iters: int) -> float:
-    fn()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.median(times)
-
-
-def _graphed(up: Upscaler, image: torch.Tensor):
-    """Capture one call in a CUDA graph; returns its replay function."""
-    static_in = image.clone()
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            up(static_in)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        up(static_in)
-    return graph.replay
-
-
 def run(args: argparse.Namespace) -> None:
     """Time every case and print the table."""
     channels = 3 if args.rgb else 4
-    columns = []  # (header, device, dtype, channels_last, graph, timer, iters)
+    columns = []  # (header, device, dtype, channels_last, graph, iters)
     if torch.cuda.is_available() and not args.no_cuda:
         cuda = torch.device("cuda")
         columns += [
-            ("cuda fp16 NCHW", cuda, torch.float16, False, False, _time_cuda, args.cuda_iters),
-            ("cuda fp16 channels_last", cuda, torch.float16, True, False, _time_cuda, args.cuda_iters),
-            ("cuda fp16 channels_last + graph", cuda, torch.float16, True, True, _time_cuda, args.cuda_iters),
+            ("cuda fp16 NCHW", cuda, torch.float16, False, False, args.cuda_iters),
+            ("cuda fp16 channels_last", cuda, torch.float16, True, False, args.cuda_iters),
+            ("cuda fp16 channels_last + graph", cuda, torch.float16, True, True, args.cuda_iters),
         ]
     if not args.no_cpu:
-        columns.append(("cpu fp32", torch.device("cpu"), torch.float32, False, False, _time_cpu, args.cpu_iters))
+        columns.append(("cpu fp32", torch.device("cpu"), torch.float32, False, False, args.cpu_iters))
     results: dict[str, list[str]] = {label: [] for label, _ in CASES}
     notes: dict[str, str] = {}
-    for header, device, dtype, channels_last, graph, timer, iters in columns:
-        image = _test_image(args.size, channels, device, dtype)
+    for header, device, dtype, channels_last, graph, iters in columns:
+        image = test_frame(args.size, device, dtype, channels)
         for label, kwargs in CASES:
             up = Upscaler(factor=args.factor, device=device, dtype=dtype, channels_last=channels_last, **kwargs)
             notes[label] = up.notice or up.description
-            fn = _graphed(up, image) if graph else (lambda up=up, image=image: up(image))
-            ms = timer(fn, iters)
+            fn = cuda_graphed(lambda up=up, image=image: up(image)) if graph else (lambda up=up, image=image: up(image))
+            ms = median_ms(lambda i, fn=fn: fn(), device, iters=iters, warmup=10)
             results[label].append(f"{ms:.3f}")
             logger.info("%s %s: %.3f ms", header, label, ms)
     device_name = torch.cuda.get_device_name() if any(c[1].type == "cuda" for c in columns) else "CPU only"

@@ -39,3 +39,27 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def test_frame(size: int, device: torch.device, dtype: torch.dtype, channels: int = 4) -> torch.Tensor:
+    """A character-like frame: smooth colours, some highlights, an opaque disc on a transparent background."""
+    gen = torch.Generator().manual_seed(0)
+    img = torch.rand((1, 4, size // 16, size // 16), generator=gen)
+    img = torch.nn.functional.interpolate(img, size=(size, size), mode="bilinear", align_corners=False)
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    img[:, 3] = ((xs**2 + ys**2) < 0.6).float()
+    return img[:, :channels].to(device=device, dtype=dtype)
+
+
+def cuda_graphed(fn: Callable[[], object]) -> Callable[[], None]:
+    """Capture ``fn()`` (which must read only static tensors) in a CUDA graph; returns its replay."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
