@@ -136,37 +136,48 @@ class PoseEncoderDecoder(nn.Module):
         return x
 
 
-class ResizeEncoderDecoder(nn.Module):
-    """7×7 stem → stride-2 encoder → resnet bottleneck → nearest-upsample + conv decoder (the body rotator's body)."""
+def resize_encoder(
+    image_size: int,
+    in_channels: int,
+    *,
+    start: int,
+    stem_kernel: int,
+    bottleneck_size: int,
+    num_bottleneck: int,
+    max_channels: int,
+    separable: bool,
+) -> tuple[nn.ModuleList, nn.ModuleList, list[int]]:
+    """Stem conv → stride-2 blocks doubling the width → resnet bottleneck: the encoder of the rotator and editor.
 
-    def __init__(
-        self,
-        image_size: int,
-        in_channels: int,
-        *,
-        start: int,
-        bottleneck_size: int,
-        num_bottleneck: int = 6,
-        max_channels: int = 512,
-        separable: bool,
-    ):
+    Returns the down blocks, the bottleneck blocks and the width at each resolution (full size first).
+    """
+    kw = {"separable": separable, "leaky": True}
+    down = nn.ModuleList([conv_block(in_channels, start, stem_kernel, **kw)])
+    widths, size = [start], image_size
+    while size > bottleneck_size:
+        size //= 2
+        widths.append(min(max_channels, widths[-1] * 2))
+        # Quirk kept for weight compatibility: the dense variants' encoders were trained with ReLU here.
+        down.append(down_block(widths[-2], widths[-1], separable=separable, leaky=separable))
+    bottleneck = nn.ModuleList(ResnetBlock(widths[-1], **kw) for _ in range(num_bottleneck))
+    return down, bottleneck, widths
+
+
+class ResizeEncoderDecoder(nn.Module):
+    """The resize encoder → nearest-upsample + conv decoder (the body rotator's body)."""
+
+    def __init__(self, image_size: int, in_channels: int, *, start: int, bottleneck_size: int, num_bottleneck: int = 6,
+                 max_channels: int = 512, separable: bool):  # fmt: skip
         super().__init__()
-        kw = {"separable": separable, "leaky": True}
-        self.downsample_blocks = nn.ModuleList([conv_block(in_channels, start, 7, **kw)])
-        size, ch = image_size, start
-        while size > bottleneck_size:
-            size //= 2
-            nxt = _channels(start, image_size, size, max_channels)
-            # Quirk kept for weight compatibility: the dense variant's encoder was trained with ReLU here.
-            self.downsample_blocks.append(down_block(ch, nxt, separable=separable, leaky=separable))
-            ch = nxt
-        self.bottleneck_blocks = nn.ModuleList(ResnetBlock(ch, **kw) for _ in range(num_bottleneck))
-        self.upsample_blocks = nn.ModuleList()
-        while size < image_size:
-            size *= 2
-            nxt = _channels(start, image_size, size, max_channels)
-            self.upsample_blocks.append(nn.Sequential(nn.Upsample(scale_factor=2), conv_block(ch, nxt, 3, **kw)))
-            ch = nxt
+        self.downsample_blocks, self.bottleneck_blocks, widths = resize_encoder(
+            image_size, in_channels, start=start, stem_kernel=7, bottleneck_size=bottleneck_size,
+            num_bottleneck=num_bottleneck, max_channels=max_channels, separable=separable,
+        )  # fmt: skip
+        up = [(a, b) for a, b in zip(widths[:0:-1], widths[-2::-1], strict=True)]
+        self.upsample_blocks = nn.ModuleList(
+            nn.Sequential(nn.Upsample(scale_factor=2), conv_block(a, b, 3, separable=separable, leaky=True))
+            for a, b in up
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         for blocks in (self.downsample_blocks, self.bottleneck_blocks, self.upsample_blocks):
@@ -176,35 +187,19 @@ class ResizeEncoderDecoder(nn.Module):
 
 
 class ResizeUNet(nn.Module):
-    """U-Net with channel-doubling stride-2 encoder, resnet bottleneck and nearest-upsample + skip decoder (editor)."""
+    """The resize encoder → nearest-upsample decoder with skip connections (the editor's body)."""
 
-    def __init__(
-        self,
-        image_size: int,
-        in_channels: int,
-        *,
-        start: int,
-        bottleneck_size: int,
-        num_bottleneck: int = 6,
-        max_channels: int = 512,
-        separable: bool,
-    ):
+    def __init__(self, image_size: int, in_channels: int, *, start: int, bottleneck_size: int, num_bottleneck: int = 6,
+                 max_channels: int = 512, separable: bool):  # fmt: skip
         super().__init__()
-        kw = {"separable": separable, "leaky": True}
-        self.downsample_blocks = nn.ModuleList([conv_block(in_channels, start, 3, **kw)])
-        size, ch, widths = image_size, start, [start]
-        while size > bottleneck_size:
-            size //= 2
-            nxt = min(max_channels, ch * 2)
-            # Same quirk as ResizeEncoderDecoder: dense encoder blocks use ReLU.
-            self.downsample_blocks.append(down_block(ch, nxt, separable=separable, leaky=separable))
-            ch = nxt
-            widths.append(ch)
-        self.bottleneck_blocks = nn.ModuleList(ResnetBlock(ch, **kw) for _ in range(num_bottleneck))
-        self.upsample_blocks = nn.ModuleList()
-        for skip in reversed(widths[:-1]):
-            self.upsample_blocks.append(conv_block(ch + skip, skip, 3, **kw))
-            ch = skip
+        self.downsample_blocks, self.bottleneck_blocks, widths = resize_encoder(
+            image_size, in_channels, start=start, stem_kernel=3, bottleneck_size=bottleneck_size,
+            num_bottleneck=num_bottleneck, max_channels=max_channels, separable=separable,
+        )  # fmt: skip
+        self.upsample_blocks = nn.ModuleList(
+            conv_block(a + b, b, 3, separable=separable, leaky=True)
+            for a, b in zip(widths[:0:-1], widths[-2::-1], strict=True)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         skips = []
