@@ -34,11 +34,11 @@ import re
 import time
 import urllib.error
 import urllib.request
-import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from raven_avatar.engine.fileio import atomic_path, fsync_dir
 from raven_avatar.engine.paths import user_cache_dir
 
 try:  # POSIX only; elsewhere concurrent downloads of the same file are simply not serialised.
@@ -89,44 +89,6 @@ def file_sha256(path: Path) -> str:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; directories cannot be opened on Windows, where this is skipped.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDWR)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_path(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; on success it is fsynced and renamed onto ``dest``.
-
-    On any exception the temporary file is removed and ``dest`` is untouched. Use it for every user-facing
-    write: ``with atomic_path(p) as tmp: torch.save(obj, tmp)``.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield tmp
-        _fsync_file(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(dest.parent)
 
 
 @contextlib.contextmanager
@@ -281,7 +243,7 @@ def download_file(
                     dest, sha256, actual, f"The download from {url} was corrupt or changed upstream; it was deleted"
                 )
         os.replace(part, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
     return dest
 
 

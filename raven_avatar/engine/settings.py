@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 from raven_avatar.engine import pose
 from raven_avatar.engine.compositing import ANIMEFX_KINDS
+from raven_avatar.engine.fileio import atomic_write
 from raven_avatar.engine.paths import asset_path, user_data_dir
 
 logger = logging.getLogger(__name__)
@@ -600,7 +600,7 @@ def save_settings(settings: Mapping[str, Any], path: str | os.PathLike, *, keep_
         if old == text.encode("utf-8"):
             return None
         backup = _backup(path, old, keep_backups)
-    _atomic_write(path, text.encode("utf-8"))
+    atomic_write(path, text.encode("utf-8"))
     return backup
 
 
@@ -609,21 +609,8 @@ def _backup(path: Path, content: bytes, keep: int) -> Path:
     folder.mkdir(exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     backup = folder / f"{path.stem}-{stamp}{path.suffix}"
-    _atomic_write(backup, content)
+    atomic_write(backup, content)
     olds = sorted(folder.glob(f"{path.stem}-[0-9]*{path.suffix}"))
     for old in olds[: max(0, len(olds) - keep)]:
         old.unlink(missing_ok=True)
     return backup
-
-
-def _atomic_write(path: Path, content: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
