@@ -48,8 +48,15 @@ def main() -> None:
         g, e, f = half_graph.pose(image, p), half_eager.pose(image, p), full.pose(image, p)
         w_ge = max(w_ge, float((g.float() - e.float()).abs().max()))
         w_hf = max(w_hf, float((g.float() - f).abs().max()))
+    ref_half = load_reference_poser("separable_half", model_dir("separable_half", progress=False), dev)
+    w_rf = 0.0
+    for p in poses:
+        with torch.inference_mode():
+            r = (ref_half.pose((image.unsqueeze(0) * 2 - 1).half(), p.to(dev).half()) * 0.5 + 0.5).clamp(0, 1)
+        w_rf = max(w_rf, float((r.float() - full.pose(image, p)).abs().max()))
     results.append(("fp16 graphs vs fp16 eager", w_ge))
-    results.append(("fp16 vs fp32 (final image, [0,1])", w_hf))
+    results.append(("ours fp16 vs ours fp32 (final image, [0,1])", w_hf))
+    results.append(("reference fp16 vs ours fp32 (final image, [0,1])", w_rf))
     batch = _poses(1, 8, seed=9)[0]
     b = half_graph.session().pose(image, batch)
     singles = torch.cat([half_eager.session().pose(image, batch[k]) for k in range(8)])

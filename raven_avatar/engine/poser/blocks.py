@@ -226,11 +226,17 @@ def grid_head(cin: int) -> nn.Conv2d:
 
 
 def warp(image: Tensor, grid_change: Tensor) -> Tensor:
-    """Resample ``image`` at identity-grid + ``grid_change`` (B,2,H,W), bilinear, border padding."""
+    """Resample ``image`` at identity-grid + ``grid_change`` (B,2,H,W), bilinear, border padding.
+
+    Sampling runs in at least float32: a float16 grid has steps of up to 1/1024 of the image width, which moves
+    sharp edges by a quarter pixel at random (the reference's ``separable_half`` shows this as edge shimmer).
+    """
     n, c, h, w = image.shape
-    identity = torch.eye(2, 3, device=image.device, dtype=image.dtype).expand(n, 2, 3)
-    grid = F.affine_grid(identity, [n, c, h, w], align_corners=False) + grid_change.permute(0, 2, 3, 1)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    dtype = torch.promote_types(image.dtype, torch.float32)
+    identity = torch.eye(2, 3, device=image.device, dtype=dtype).expand(n, 2, 3)
+    grid = F.affine_grid(identity, [n, c, h, w], align_corners=False) + grid_change.permute(0, 2, 3, 1).to(dtype)
+    out = F.grid_sample(image.to(dtype), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.to(image.dtype)
 
 
 def blend(alpha: Tensor, change: Tensor, image: Tensor) -> Tensor:
