@@ -1,0 +1,291 @@
+"""Settings editor without a window: chain editing, settings round trips, backdrop, recording, and the model's
+actions over a real engine Avatar on the CPU (most tests never start its render thread)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from raven_avatar.engine import settings as settingsmod
+from raven_avatar.settings_editor import backdrop as bd
+from raven_avatar.settings_editor.chain_edit import EditableChain
+from raven_avatar.settings_editor.recorder import TIMING_FILE, Recorder
+
+REFERENCE = Path(__file__).parent / "data" / "reference"
+
+
+# ------------------------------------------------------------------------------------------------ chain editing
+
+
+def test_chain_round_trip_keeps_order_duplicates_and_params():
+    chain = [["scanlines", {"strength": 0.2}], ["bloom", {}], ["scanlines", {"strength": 0.5, "name": "second"}]]
+    edit = EditableChain.from_chain(chain)
+    out = edit.to_chain()
+    assert [n for n, _ in out] == ["scanlines", "bloom", "scanlines"]
+    assert out[0][1]["strength"] == pytest.approx(0.2)
+    assert out[2][1]["name"] == "second"
+    assert EditableChain.from_chain(out).to_chain() == out
+
+
+def test_chain_edits_move_duplicate_disable_and_clamp():
+    edit = EditableChain.from_chain([["bloom", {}], ["vignetting", {"strength": 0.3}]])
+    edit.duplicate(1)
+    assert [i.name for i in edit.instances] == ["bloom", "vignetting", "vignetting"]
+    assert edit.move(2, -5) == 0  # clamped at the top
+    assert [i.name for i in edit.instances] == ["vignetting", "bloom", "vignetting"]
+    edit.set_enabled(1, False)
+    assert [n for n, _ in edit.to_chain()] == ["vignetting", "vignetting"]
+    hi = edit.instances[0].param_spec("strength").range[1]
+    assert edit.set_param(0, "strength", 99.0) == hi
+    edit.reset_param(0, "strength")
+    assert edit.instances[0].params["strength"] == edit.instances[0].param_spec("strength").default
+    with pytest.raises(ValueError, match="must be one of"):
+        edit.add("scanlines")
+        edit.set_param(3, "channel", "nonsense")
+    uids = [i.uid for i in edit.instances]
+    assert len(set(uids)) == len(uids)
+
+
+# ---------------------------------------------------------------------------------------------------- backdrop
+
+
+def test_fit_modes_and_scene():
+    img = PIL.Image.new("RGBA", (200, 100), (255, 0, 0, 255))
+    cover, pos = bd.fit_image(img, 100, 100, "cover")
+    assert cover.size == (200, 100) and pos == (-50, 0)
+    contain, pos = bd.fit_image(img, 100, 100, "contain")
+    assert contain.size == (100, 50) and pos == (0, 25)
+    center, pos = bd.fit_image(img, 100, 100, "center")
+    assert center.size == (200, 100)
+    scene = bd.render_backdrop(img, 100, 100, fit="contain", blur=False, color=(0, 0, 1, 1))
+    assert np.allclose(scene[50, 50], [1, 0, 0, 1]) and np.allclose(scene[5, 50], [0, 0, 1, 1])
+    checker = bd.render_backdrop(None, 64, 64, color=(0, 0, 0, 0))
+    assert checker[0, 0, 0] != checker[0, 16, 0] and np.all(checker[..., 3] == 1)
+
+
+def test_over_blends_straight_alpha():
+    top = np.zeros((2, 2, 4), np.float32)
+    top[0, 0] = [1, 0, 0, 1]
+    top[1, 1] = [1, 1, 1, 0.5]
+    bottom = np.tile(np.array([0, 0, 1, 1], np.float32), (2, 2, 1))
+    out = bd.over(top, bottom)
+    assert np.allclose(out[0, 0], [1, 0, 0, 1]) and np.allclose(out[0, 1], [0, 0, 1, 1])
+    assert out[1, 1, 3] == pytest.approx(1.0) and 0.5 < out[1, 1, 0] < 1.0  # linear-light mix is brighter than 0.5
+
+
+# ---------------------------------------------------------------------------------------------------- recorder
+
+
+def test_recorder_writes_frames_and_timing(tmp_path):
+    rec = Recorder(tmp_path / "rec", fps=25)
+    for i, t in enumerate([10.0, 10.04, 10.1]):
+        frame = np.zeros((8, 6, 4), np.float32)
+        frame[..., 0] = i / 2
+        frame[..., 3] = 1
+        rec.add(frame, t)
+    timing = json.loads(rec.stop().read_text())
+    assert [f["t"] for f in timing["frames"]] == pytest.approx([0.0, 0.04, 0.1])
+    assert timing["size"] == [6, 8] and timing["fps"] == 25
+    last = np.asarray(PIL.Image.open(tmp_path / "rec" / timing["frames"][2]["file"]))
+    assert last.shape == (8, 6, 4) and last[0, 0, 0] == 255
+    assert (tmp_path / "rec" / TIMING_FILE).exists()
+
+
+# ------------------------------------------------------------------------------------------- model over an Avatar
+
+
+@pytest.fixture(scope="module")
+def engine(tha3_models, example_character_png, stable_cache_dir, tmp_path_factory):
+    """One real Avatar (CPU) for this module, not started, with its character copied to a scratch folder."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAVEN_AVATAR_CACHE_DIR", str(stable_cache_dir))
+    mp.setenv("RAVEN_AVATAR_OFFLINE", "1")
+    mp.setenv("RAVEN_AVATAR_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    folder = tmp_path_factory.mktemp("character")
+    character = folder / "hero.png"
+    shutil.copy(example_character_png, character)
+    from raven_avatar.engine import Avatar
+    from raven_avatar.settings_editor.engine_link import EngineLink
+
+    settings, _ = settingsmod.load_settings(None)
+    avatar = Avatar(character, settings, device="cpu", seed=1)
+    link = EngineLink(avatar)
+    yield link, settings, character
+    link.close()
+    mp.undo()
+
+
+@pytest.fixture
+def model(engine, monkeypatch, tmp_path):
+    from raven_avatar.settings_editor.model import EditorModel
+
+    link, settings, _ = engine
+    monkeypatch.setenv("RAVEN_AVATAR_DATA_DIR", str(tmp_path / "data"))
+    m = EditorModel(link, settings=settings)
+    yield m
+    link.wait_idle(60)
+    while not link.events.empty():
+        link.events.get_nowait()
+
+
+def test_save_load_round_trips_exact_chain_crop_and_backdrop(model, tmp_path):
+    from raven_avatar.settings_editor.model import ActionError
+
+    image = tmp_path / "bg.png"
+    PIL.Image.new("RGB", (40, 30), (10, 200, 30)).save(image)
+    model.clear_filters()
+    first = model.add_filter("scanlines")
+    model.set_filter_param(first, "strength", 0.33)
+    model.add_filter("bloom")
+    model.duplicate_filter(first)  # scanlines, scanlines, bloom (+ the disabled defaults before them)
+    model.move_filter(len(model.chain) - 1, -1)  # bloom between the two scanlines
+    model.set_crop(enabled=True, left=0.2, right=0.21)  # too narrow: right is pushed out to keep the gap
+    model.load_backdrop(image)
+    model.set_setting("backdrop_blur", False)
+    model.set_setting("backdrop_fit", "contain")
+    assert model.settings["crop"]["right"] == pytest.approx(0.25)
+    assert model.dirty
+    path = model.save_settings(tmp_path / "mine.json")
+    assert not model.dirty
+    saved_chain = model.chain.to_chain()
+    assert [n for n, _ in saved_chain] == ["scanlines", "bloom", "scanlines"]
+
+    model.reset_crop()
+    model.clear_filters()
+    problems = model.load_settings(path)
+    assert problems == []
+    assert model.chain.to_chain() == saved_chain
+    assert model.settings["crop"] == {"enabled": True, "left": 0.2, "top": 0.0, "right": 0.25, "bottom": 1.0}
+    assert model.settings["backdrop_path"] == str(image.resolve()) and model.backdrop_image is not None
+    assert model.settings["backdrop_blur"] is False and model.settings["backdrop_fit"] == "contain"
+    model.link.wait_idle(60)
+    assert model.link.avatar.settings["postprocessor_chain"] == saved_chain  # the engine got it too
+    with pytest.raises(ActionError, match="not valid JSON"):
+        (tmp_path / "broken.json").write_text("{nope")
+        model.load_settings(tmp_path / "broken.json")
+
+
+@pytest.mark.parametrize("name", ["animator.json", "glitchyholo.json", "redsepia.json"])
+def test_reference_presets_load_without_problems(model, name):
+    problems = model.load_settings(REFERENCE / name)
+    assert problems == []
+    expected = json.loads((REFERENCE / name).read_text())["postprocessor_chain"]
+    assert [n for n, _ in model.chain.to_chain()] == [n for n, _ in expected]
+
+
+def test_invalid_values_are_reported_precisely(model, tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"target_fps": "fast", "crop": {"left": 0.9, "right": 0.1}, "blink_speed": 1}))
+    problems = model.load_settings(path)
+    keys = {p.key for p in problems}
+    assert {"target_fps", "crop", "blink_speed"} <= keys
+
+
+def test_emotion_stepping_and_template_overlay(model, tmp_path):
+    names = model.emotions()
+    assert names[0] == "neutral" and len(names) > 10
+    assert model.step_emotion(to="last") == names[-1]
+    assert model.step_emotion(-1) == names[-2]
+    assert model.step_emotion(to="first") == "neutral"
+    assert model.step_emotion(-1) == "neutral"  # stays at the top
+    extra = tmp_path / "extra.json"
+    data = json.loads((REFERENCE / "surprise.json").read_text())
+    extra.write_text(json.dumps({"zzz_custom": data["surprise"]}))
+    model.load_templates(extra)
+    model.link.wait_idle(60)
+    assert "zzz_custom" in model.emotions()
+    model.set_emotion("zzz_custom")
+    assert model.emotion == "zzz_custom"
+    from raven_avatar.settings_editor.model import ActionError
+
+    with pytest.raises(ActionError):
+        model.set_emotion("no_such_emotion")
+    (tmp_path / "empty.json").write_text("{}")
+    with pytest.raises(ActionError, match="no emotion templates"):
+        model.load_templates(tmp_path / "empty.json")
+
+
+def test_file_watch_reloads_character_and_user_templates(model, engine, tmp_path):
+    link, _, character = engine
+    clock = [100.0]
+    model.clock = lambda: clock[0]
+
+    def tick(seconds: float) -> None:
+        clock[0] += seconds
+        model.tick()
+
+    tick(0.3)  # first look at the files
+    img = PIL.Image.open(character)
+    img.load()
+    img.save(character)  # rewritten: new mtime
+    tick(0.3)  # change seen
+    tick(0.6)  # quiet long enough: reload queued
+    assert link.wait_idle(60)
+    tick(0.3)
+    assert any(e.kind == "character" and "reloaded" in e.message for e in model.events)
+
+    folder = tmp_path / "data" / "emotions"
+    folder.mkdir(parents=True)
+    data = json.loads((REFERENCE / "surprise.json").read_text())
+    (folder / "zzwatched.json").write_text(json.dumps({"zzwatched": data["surprise"]}))
+    tick(0.3)
+    tick(0.6)
+    assert link.wait_idle(60)
+    assert "zzwatched" in model.emotions()
+
+
+def test_broken_character_reports_an_error_event(model, tmp_path):
+    from raven_avatar.settings_editor.model import ActionError
+
+    with pytest.raises(ActionError, match="not found"):
+        model.load_character(tmp_path / "missing.png")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    before = model.character_path()
+    model.load_character(bad)
+    assert model.link.wait_idle(60)
+    model.tick()
+    assert any(e.error and "bad.png" in e.message for e in model.events)
+    assert model.character_path() == before  # the previous character stays
+
+
+@pytest.mark.slow
+def test_screenshot_and_recording_from_live_frames(model, tmp_path):
+    link = model.link
+    link.avatar.start()
+    try:
+        deadline = time.monotonic() + 120
+        while model.frame is None and time.monotonic() < deadline:
+            model.tick()
+            time.sleep(0.05)
+        assert model.frame is not None
+        shot = model.screenshot(tmp_path / "shot.png")
+        rgba = np.asarray(PIL.Image.open(shot))
+        assert rgba.shape[2] == 4 and rgba[..., 3].min() == 0 and rgba[..., 3].max() > 200  # transparent around
+        model.set_setting("backdrop_color", [0.0, 0.0, 1.0, 1.0])
+        opaque = np.asarray(PIL.Image.open(model.screenshot(tmp_path / "shot2.png", with_backdrop=True)))
+        assert opaque[..., 3].min() == 255 and tuple(opaque[0, 0, :3]) == (0, 0, 255)
+
+        model.start_recording(tmp_path / "rec")
+        times = []
+        start_index = model.frame.index
+        while len(times) < 2 and time.monotonic() < deadline:
+            model.tick()
+            if model.frame.index > start_index and (not times or model.frame.t != times[-1]):
+                times.append(model.frame.t)
+            time.sleep(0.05)
+        timing = json.loads(model.stop_recording().read_text())
+    finally:
+        link.avatar.pause()
+    recorded = [f["t"] for f in timing["frames"]]
+    assert len(recorded) >= 2
+    assert recorded == sorted(recorded) and recorded[0] == 0.0
+    assert recorded[1] == pytest.approx(times[1] - times[0], abs=1e-5)  # the engine's frame times, not wall-clock
+    for f in timing["frames"]:
+        assert (tmp_path / "rec" / f["file"]).exists()
