@@ -1,16 +1,142 @@
-"""Entry point of `avatar-pose-editor`."""
+"""Entry point of `avatar-pose-editor`: the editor window, or a headless factory reset, restore or batch export."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from pathlib import Path
+
+log = logging.getLogger("raven_avatar.pose_editor")
+
+_ANIMATED = ("apng", "gif")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="avatar-pose-editor",
+        description="Edit the emotion templates on your character and export every emotion as a sprite. "
+        "Without options, opens the editor window with the default character.",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--model", default=None, help="THA3 variant: separable_float (CPU default), separable_half "
+                   "(CUDA default), standard_float or standard_half")  # fmt: skip
+    p.add_argument("--character", type=Path, help="character PNG to open (default: the THA3 example character)")
+    p.add_argument(
+        "--factory-reset",
+        nargs="*",
+        metavar="EMOTION",
+        help="reset your templates for these emotions (none: all) to factory, after a backup; then exit",
+    )
+    p.add_argument("--factory-reset-all", action="store_true", help="same as --factory-reset with no names")
+    p.add_argument(
+        "--restore-backup",
+        nargs="?",
+        const="",
+        metavar="FOLDER",
+        help="put back a template backup (default: the newest) and exit",
+    )
+    p.add_argument(
+        "--batch-export",
+        type=Path,
+        metavar="CHARACTER",
+        help="headless: export every emotion of CHARACTER (a PNG) to --output, then exit",
+    )
+    p.add_argument("--output", type=Path, metavar="DIR", help="folder for --batch-export")
+    p.add_argument(
+        "--format",
+        action="append",
+        choices=("png", "sheet", *_ANIMATED),
+        dest="formats",
+        help="what --batch-export writes: png (sprites + templates, always), sheet (also a sprite "
+        "sheet), apng/gif (idle loops); repeatable",
+    )
+    p.add_argument("--output-index", type=int, default=0, help="THA3 output to export (0: the posed image)")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+    return p  # fmt: skip
+
+
+def _factory_reset(names: list[str] | None) -> int:
+    from raven_avatar.engine.emotions import factory_reset, factory_templates, user_templates_dir
+
+    if names:
+        known = sorted(set(factory_templates()) - {"zero"} | {p.stem for p in user_templates_dir().glob("*.json")})
+        bad = [n for n in names if n not in known]
+        if bad:
+            log.error("unknown emotion(s): %s. Valid names: %s", ", ".join(bad), ", ".join(known))
+            return 1
+    backup = factory_reset(names or None)
+    print(f"Reset {'all emotion templates' if not names else ', '.join(names)} to factory.")
+    print(f"Backup: {backup}\nTo undo: avatar-pose-editor --restore-backup {backup}")
+    return 0
+
+
+def _restore(folder: str) -> int:
+    from raven_avatar.engine.emotions import restore_backup
+
+    restored = restore_backup(folder or None)
+    print(f"Restored the emotion templates from {restored}")
+    return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from raven_avatar.engine.character import load_character
+    from raven_avatar.engine.emotions import load_templates
+    from raven_avatar.engine.poser import load_poser
+    from raven_avatar.pose_editor.batch import batch_export
+    from raven_avatar.pose_editor.render import EditorRenderer
+
+    formats = set(args.formats or ["png"])
+    animated = sorted(formats & set(_ANIMATED))
+    if animated:
+        log.error("%s export of idle loops is not available in this version; use png or sheet", "/".join(animated))
+        return 1
+    character = load_character(args.batch_export)
+    templates = load_templates(character.path)
+    for problem in templates.problems:
+        log.warning("emotion templates: %s", problem)
+    poser = load_poser(args.model, args.device)
+    if poser.notice:
+        log.warning("%s", poser.notice)
+    with tqdm(total=len(templates), desc="batch export", unit="emotion") as bar:
+
+        def progress(done: int, total: int, name: str) -> None:
+            bar.set_postfix_str(name)
+            bar.update(done - bar.n)
+
+        result = batch_export(
+            EditorRenderer(poser), character, templates.templates, args.output,
+            formats=sorted(formats), output_index=args.output_index, progress=progress,
+        )  # fmt: skip
+    print(result.summary())
+    return 0 if result.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="avatar-pose-editor", description="raven_avatar pose editor.")
-    parser.parse_args(argv)
-    print("avatar-pose-editor is not yet available in this version; see the README for what works today.")
-    return 1
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    from raven_avatar.engine.character import CharacterError
+    from raven_avatar.engine.download import DownloadError
+    from raven_avatar.engine.emotions import TemplateError
+
+    try:
+        if args.factory_reset is not None or args.factory_reset_all:
+            return _factory_reset(None if args.factory_reset_all else args.factory_reset)
+        if args.restore_backup is not None:
+            return _restore(args.restore_backup)
+        if args.batch_export is not None:
+            if args.output is None:
+                log.error("--batch-export needs --output DIR")
+                return 2
+            return _batch(args)
+        from raven_avatar.pose_editor.app import run_app
+
+        return run_app(character=args.character, device=args.device, variant=args.model)
+    except (CharacterError, TemplateError, DownloadError, FileNotFoundError, ValueError, OSError) as e:
+        log.error("%s", e)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,149 @@
+"""A hotkey table: one place that binds keys to actions, documents them for the help card, and knows when to stay out.
+
+Hotkeys are ignored while a text field (or a slider in Ctrl+click text mode) owns the keyboard, and while a dialog is
+open; then only Enter and Esc go to the dialog. Up/Down/Home/End/PageUp/PageDown browse the focused list (a listbox
+or combo registered with :meth:`HotkeyTable.add_list`) and fire its callback, like a click would.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import dearpygui.dearpygui as dpg
+
+from raven_avatar.gui.dialogs import Dialogs
+
+log = logging.getLogger(__name__)
+
+# Page Up / Page Down arrive with these codes in DearPyGui 2.x (the mvKey_Prior/Next constants are stale).
+KEY_PAGE_UP, KEY_PAGE_DOWN = 517, 518
+_CTRL = (dpg.mvKey_LControl, dpg.mvKey_RControl)
+_SHIFT = (dpg.mvKey_LShift, dpg.mvKey_RShift)
+_BROWSE = {dpg.mvKey_Up: -1, dpg.mvKey_Down: 1, KEY_PAGE_UP: -10, KEY_PAGE_DOWN: 10, dpg.mvKey_Home: "first",
+           dpg.mvKey_End: "last"}  # fmt: skip
+
+
+def key_name(key: int) -> str:
+    """A readable name for a DearPyGui key code ("S", "F1", "Up")."""
+    for name in dir(dpg):
+        if name.startswith("mvKey_") and getattr(dpg, name) == key and not name.startswith("mvKey_Mod"):
+            return name[len("mvKey_") :]
+    return {KEY_PAGE_UP: "PageUp", KEY_PAGE_DOWN: "PageDown"}.get(key, str(key))
+
+
+@dataclass(frozen=True)
+class Hotkey:
+    key: int
+    ctrl: bool
+    shift: bool
+    description: str
+    action: Callable[[], None]
+    label: str = ""  # shown instead of the generated chord (e.g. "Ctrl+click")
+
+    @property
+    def chord(self) -> str:
+        if self.label:
+            return self.label
+        return "+".join([*(["Ctrl"] if self.ctrl else []), *(["Shift"] if self.shift else []), key_name(self.key)])
+
+
+@dataclass
+class _List:
+    item: int | str
+    items: Callable[[], Sequence[str]]
+    on_select: Callable[[str], None]
+
+
+class HotkeyTable:
+    """The app's hotkeys. Add entries, then :meth:`install` once the DearPyGui context exists."""
+
+    def __init__(self, dialogs: Dialogs):
+        self.dialogs = dialogs
+        self.entries: list[Hotkey] = []
+        self.notes: list[tuple[str, str]] = []  # (chord, description) documented but handled elsewhere
+        self._lists: list[_List] = []
+        self._current: int | str | None = None  # the list last clicked or focused by a hotkey
+
+    def add(self, key: int, description: str, action: Callable[[], None], *, ctrl: bool = False,
+            shift: bool = False) -> None:  # fmt: skip
+        if any(h.key == key and h.ctrl == ctrl and h.shift == shift for h in self.entries):
+            raise ValueError(f"hotkey {Hotkey(key, ctrl, shift, '', action).chord} bound twice")
+        self.entries.append(Hotkey(key, ctrl, shift, description, action))
+
+    def note(self, chord: str, description: str) -> None:
+        """Document a key handled by a widget itself (help card only)."""
+        self.notes.append((chord, description))
+
+    def add_list(self, item: int | str, items: Callable[[], Sequence[str]], on_select: Callable[[str], None]) -> None:
+        """Let Up/Down/Home/End/PageUp/PageDown browse ``item`` (a listbox or combo) while it has the focus."""
+        self._lists.append(_List(item, items, on_select))
+
+    def focus_list(self, item: int | str) -> None:
+        """Give a registered list the keyboard (ImGui does not report a focused listbox, so this is tracked here)."""
+        dpg.focus_item(item)
+        self._current = item
+
+    def _clicked(self) -> None:
+        self._current = next((entry.item for entry in self._lists if dpg.is_item_hovered(entry.item)), None)
+
+    def install(self) -> None:
+        with dpg.handler_registry():
+            dpg.add_key_press_handler(callback=lambda _s, key: self.dispatch(int(key)))
+            dpg.add_mouse_click_handler(callback=lambda: self._clicked())
+
+    # -- dispatch -----------------------------------------------------------------------------------------------------
+
+    def typing(self) -> bool:
+        """Whether a text field (or a slider being typed into) owns the keyboard right now."""
+        item = dpg.get_focused_item()
+        return bool(item) and dpg.does_item_exist(item) and bool(dpg.is_item_active(item))
+
+    def dispatch(self, key: int, ctrl: bool | None = None, shift: bool | None = None) -> bool:
+        """Handle one key press; returns whether it did something. ``ctrl``/``shift`` default to the live state."""
+        if self.dialogs.is_open:
+            if key in (dpg.mvKey_Escape,):
+                self.dialogs.cancel()
+                return True
+            if key in (dpg.mvKey_Return, getattr(dpg, "mvKey_KeypadEnter", -1)) and not self.typing():
+                self.dialogs.accept()
+                return True
+            return False
+        if self.typing():
+            return False
+        if ctrl is None:
+            ctrl = any(dpg.is_key_down(k) for k in _CTRL)
+        if shift is None:
+            shift = any(dpg.is_key_down(k) for k in _SHIFT)
+        for h in self.entries:
+            if h.key == key and h.ctrl == ctrl and h.shift == shift:
+                log.debug("hotkey %s", h.chord)
+                h.action()
+                return True
+        if key in _BROWSE and not ctrl and not shift:
+            return self.browse(key)
+        return False
+
+    def browse(self, key: int) -> bool:
+        """Move the selection of the focused registered list (a focused combo, else the list last clicked)."""
+        target = next((entry for entry in self._lists if dpg.is_item_focused(entry.item)), None)
+        if target is None:
+            target = next((entry for entry in self._lists if entry.item == self._current), None)
+        if target is None:
+            return False
+        items = list(target.items())
+        if not items:
+            return False
+        current = dpg.get_value(target.item)
+        index = items.index(current) if current in items else 0
+        step = _BROWSE[key]
+        if step == "first":
+            index = 0
+        elif step == "last":
+            index = len(items) - 1
+        else:
+            index = min(max(index + int(step), 0), len(items) - 1)
+        dpg.set_value(target.item, items[index])
+        target.on_select(items[index])
+        return True

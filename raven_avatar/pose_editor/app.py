@@ -1,0 +1,677 @@
+"""The pose editor window: widgets bound to :class:`~raven_avatar.pose_editor.model.EditorModel` actions.
+
+This module only builds widgets, binds buttons and hotkeys to actions, and moves pixels: rendering runs on a
+:class:`~raven_avatar.pose_editor.worker.LatestWorker` thread (newest request wins), batch export on its own thread,
+and the GUI thread uploads finished frames. All DearPyGui callbacks run on the GUI thread (manual callback
+management), so the model is only ever touched from one thread.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dearpygui.dearpygui as dpg
+import numpy as np
+import torch
+
+from raven_avatar import __version__
+from raven_avatar.engine.character import Character, CharacterError
+from raven_avatar.engine.device import describe
+from raven_avatar.engine.emotions import TemplateError
+from raven_avatar.engine.poser import Poser
+from raven_avatar.gui import layout
+from raven_avatar.gui.dialogs import Dialogs
+from raven_avatar.gui.helpcard import show_help
+from raven_avatar.gui.hotkeys import HotkeyTable
+from raven_avatar.gui.texture import ImageView, flatten_over
+from raven_avatar.gui.theme import ERROR_COLOUR, OK_COLOUR, apply_theme
+from raven_avatar.pose_editor.batch import BatchResult, batch_export
+from raven_avatar.pose_editor.model import (
+    EDITABLE_CELS,
+    MORPH_CATEGORIES,
+    POSE_SLIDERS,
+    Change,
+    EditorModel,
+    group_params,
+    morph_groups,
+)
+from raven_avatar.pose_editor.render import OUTPUT_NAMES, EditorRenderer, to_display
+from raven_avatar.pose_editor.worker import LatestWorker
+
+log = logging.getLogger(__name__)
+
+TITLE = "raven_avatar pose editor"
+IMAGE_SIZE = 512
+CONTROL_COLUMN_W = 310  # each of the two slider columns
+_CATEGORY_TITLES = {"eyebrow": "Eyebrow", "eye": "Eye", "iris_morph": "Iris size", "mouth": "Mouth"}
+_IMAGE_EXTENSIONS = (".png",)
+_HELP_NOTES = (
+    "Ctrl+click a slider to type an exact value. Sliders show the real parameter value.",
+    "A morph panel edits one group at a time (pick it in its list); groups marked * are nonzero and all are kept.",
+    "Link L/R makes the left and right sliders of a morph category move together.",
+    "Presets: [custom] keeps your edit, [reset] is the all-zero pose. Edits are undoable (Ctrl+Z).",
+    "Templates saved with Ctrl+U go to your user templates; the settings editor and the engine use them.",
+    "Drag and drop of files is not supported: DearPyGui has no file-drop event. Use Ctrl+O / Ctrl+Shift+O.",
+)
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    key: tuple
+    character: Character
+    pose: torch.Tensor
+    cels: dict[str, float]
+    output_index: int
+    show_cels_in_source: bool
+
+
+@dataclass
+class RenderOutput:
+    key: tuple
+    image: torch.Tensor  # linear (4, 512, 512), for saving
+    output: np.ndarray  # sRGB straight alpha (512, 512, 4), for display
+    source: np.ndarray
+
+
+class BatchJob:
+    """A batch export on its own thread; progress and result are read by the GUI thread."""
+
+    def __init__(self, renderer: EditorRenderer, model: EditorModel, folder: Path, formats: list[str]):
+        self.cancel = threading.Event()
+        self.done = self.total = 0
+        self.current = ""
+        self.result: BatchResult | None = None
+        self.error: BaseException | None = None
+        assert model.character is not None and model.templates is not None
+        args = (renderer, model.character, dict(model.templates.templates), folder)
+        kwargs = {"formats": formats, "output_index": model.output_index, "cancel": self.cancel,
+                  "progress": self._progress}  # fmt: skip
+        self.total = len(model.templates)
+        self.thread = threading.Thread(target=self._run, args=(args, kwargs), name="batch-export", daemon=True)
+        self.thread.start()
+
+    def _progress(self, done: int, total: int, name: str) -> None:
+        self.done, self.total, self.current = done, total, name
+
+    def _run(self, args: tuple, kwargs: dict) -> None:
+        try:
+            self.result = batch_export(*args, **kwargs)
+        except Exception as e:  # reported in a dialog by the GUI thread
+            log.exception("batch export failed")
+            self.error = e
+
+    @property
+    def finished(self) -> bool:
+        return not self.thread.is_alive()
+
+
+class PoseEditorApp:
+    """The editor window. ``build()``, then ``run()``; tests pass a ``driver`` to ``run`` (see :meth:`run`)."""
+
+    def __init__(self, model: EditorModel, poser: Poser):
+        self.model = model
+        self.poser = poser
+        self.renderer = model.renderer or EditorRenderer(poser)
+        model.renderer = self.renderer
+        self.worker = LatestWorker(self._render_job)
+        self._calls: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future]] = queue.Queue()
+        self._quit = False
+        self._last_output: RenderOutput | None = None
+        self._pending_save: Path | None = None
+        self.batch: BatchJob | None = None
+        self.last_batch: BatchResult | None = None
+        #: Count of frames shown, and the key of the state they show (tests wait on these).
+        self.render_count = 0
+        self.shown_key: tuple | None = None
+        self.last_render_s = 0.0
+        self.selected_group = {c: morph_groups(c)[0] for c in MORPH_CATEGORIES}
+        self.dialogs: Dialogs | None = None
+        self.hotkeys: HotkeyTable | None = None
+        self.w: dict[str, Any] = {}  # widget ids by name
+        model.listeners.append(self._on_change)
+
+    # -- thread plumbing --------------------------------------------------------------------------------------------
+
+    def call(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
+        """Run ``fn`` on the GUI thread between frames; the future holds its result (for drivers and tests)."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._calls.put((fn, future))
+        return future
+
+    def _run_calls(self) -> None:
+        while True:
+            try:
+                fn, future = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                future.set_result(fn())
+            except BaseException as e:
+                future.set_exception(e)
+
+    def state_key(self) -> tuple:
+        m = self.model
+        return (id(m.character), tuple(m.pose), tuple(sorted(m.cels.items())), m.output_index, m.show_cels_in_source)
+
+    def request_render(self) -> None:
+        m = self.model
+        if m.character is None:
+            return
+        self.worker.submit(
+            RenderRequest(
+                self.state_key(), m.character, m.pose_vector(), dict(m.cels), m.output_index, m.show_cels_in_source
+            )  # fmt: skip
+        )
+
+    def _render_job(self, req: RenderRequest) -> RenderOutput:
+        image = self.renderer.render(req.character, req.pose, req.cels, req.output_index)
+        source = self.renderer.blended(req.character, req.cels) if req.show_cels_in_source else req.character.image
+        return RenderOutput(req.key, image, to_display(image), to_display(source))
+
+    # -- building -----------------------------------------------------------------------------------------------------
+
+    def build(self, width: int = 1600, height: int = 940) -> None:
+        dpg.create_context()
+        dpg.configure_app(manual_callback_management=True)
+        apply_theme()
+        self.dialogs = Dialogs()
+        self.hotkeys = HotkeyTable(self.dialogs)
+        dpg.create_viewport(title=TITLE, width=width, height=height, min_width=layout.MIN_WIDTH,
+                            min_height=layout.MIN_HEIGHT, disable_close=True)  # fmt: skip
+        registry = dpg.add_texture_registry()
+        self._slider_end = dpg.add_item_handler_registry()
+        dpg.add_item_deactivated_after_edit_handler(parent=self._slider_end, callback=lambda: self.model.end_edit())
+        with dpg.window(tag="pe_main", no_scrollbar=True) as main, dpg.group(horizontal=True):
+            with dpg.child_window(border=False, no_scrollbar=True) as left:
+                self.w["left"] = left
+                self._build_source(left, registry)
+            with dpg.child_window(border=False, width=CONTROL_COLUMN_W) as morphs:
+                self.w["morphs"] = morphs
+                self._build_morphs(morphs)
+            with dpg.child_window(border=False, width=CONTROL_COLUMN_W) as poses:
+                self.w["poses"] = poses
+                self._build_pose_and_cels(poses)
+            with dpg.child_window(border=False, no_scrollbar=True) as right:
+                self.w["right"] = right
+                self._build_output(right, registry)
+        dpg.set_primary_window(main, True)
+        self._bind_hotkeys()
+        self.hotkeys.install()
+        dpg.set_viewport_resize_callback(lambda *_: self.relayout())
+        dpg.set_exit_callback(lambda *_: self.request_quit())
+        dpg.setup_dearpygui()
+        dpg.show_viewport()
+        self.relayout()
+        self._sync_widgets()
+        self._update_title()
+
+    def _build_source(self, parent: int, registry: int) -> None:
+        row = dpg.add_group(horizontal=True, parent=parent)
+        dpg.add_text("Source", parent=row)
+        self.w["show_cels"] = dpg.add_checkbox(
+            label="Show cels blended in [Ctrl+K]", parent=row,
+            callback=lambda _s, v: self.model.set_show_cels_in_source(v),
+        )  # fmt: skip
+        self.source_view = ImageView(parent, IMAGE_SIZE, IMAGE_SIZE, texture_registry=registry)
+        dpg.add_text("Emotion preset [Ctrl+P, then Up/Down/Home/End]", parent=parent)
+        self.w["presets"] = dpg.add_listbox(
+            self.model.preset_names(), parent=parent, num_items=8, width=-1,
+            callback=lambda _s, v: self._guard(lambda: self.model.apply_emotion(v)),
+        )  # fmt: skip
+        self.hotkeys.add_list(self.w["presets"], self.model.preset_names, self._browse_preset)
+        row = dpg.add_group(horizontal=True, parent=parent)
+        dpg.add_button(label="Load character [Ctrl+O]", parent=row, callback=lambda: self.action_load_character())
+        dpg.add_button(label="Load template [Ctrl+Shift+O]", parent=row, callback=lambda: self.action_load_template())
+
+    def _browse_preset(self, name: str) -> None:
+        self._guard(lambda: self.model.apply_emotion(name))
+
+    def _slider(self, parent: int, label: str, key: str, low: float, high: float, width: int) -> int:
+        s = dpg.add_slider_float(
+            label=label, parent=parent, min_value=low, max_value=high, format="%.3f", width=width, clamped=True,
+            callback=lambda _s, v, k=key: self._guard(lambda: self.model.set_value(k, v)),
+        )  # fmt: skip
+        dpg.bind_item_handler_registry(s, self._slider_end)
+        return s
+
+    def _build_morphs(self, parent: int) -> None:
+        dpg.add_text("Morphs [Ctrl+click a slider to type]", parent=parent)
+        for n, category in enumerate(MORPH_CATEGORIES, start=1):
+            cat = category.value
+            dpg.add_separator(parent=parent)
+            row = dpg.add_group(horizontal=True, parent=parent)
+            dpg.add_text(f"{_CATEGORY_TITLES[cat]} [Ctrl+{n}]", parent=row)
+            has_pairs = any(len(group_params(g)) == 2 for g in morph_groups(category))
+            self.w[f"link_{cat}"] = dpg.add_checkbox(
+                label="Link L/R", parent=row, show=has_pairs,
+                callback=lambda _s, v, c=category: self._guard(lambda: self.model.set_linked(c, v)),
+            )  # fmt: skip
+            groups = morph_groups(category)
+            combo = dpg.add_combo(
+                groups, parent=parent, width=-1, default_value=groups[0],
+                callback=lambda _s, v, c=category: self._select_group(c, v),
+            )  # fmt: skip
+            self.w[f"combo_{cat}"] = combo
+            self.hotkeys.add_list(combo, lambda c=category: self._group_labels(c),
+                                  lambda v, c=category: self._select_group(c, v))  # fmt: skip
+            self.w[f"L_{cat}"] = self._slider(parent, "L", "", 0.0, 1.0, -50)
+            self.w[f"R_{cat}"] = self._slider(parent, "R", "", 0.0, 1.0, -50)
+        self._bind_morph_sliders()
+
+    def _group_labels(self, category) -> list[str]:
+        labels = []
+        for g in morph_groups(category):
+            nonzero = any(self.model.pose[p.index] != 0 for p in group_params(g))
+            labels.append(f"{g} *" if nonzero else g)
+        return labels
+
+    def _select_group(self, category, label: str) -> None:
+        self.selected_group[category] = label.split(" ")[0]
+        self._bind_morph_sliders()
+        self._sync_widgets()
+
+    def _bind_morph_sliders(self) -> None:
+        for category in MORPH_CATEGORIES:
+            cat = category.value
+            params = group_params(self.selected_group[category])
+            left, right = self.w[f"L_{cat}"], self.w[f"R_{cat}"]
+            pairs = [(left, params[0]), *([(right, params[1])] if len(params) == 2 else [])]
+            for slider, p in pairs:
+                label = ("L" if p.side == "left" else "R") if p.side else "value"
+                dpg.configure_item(
+                    slider, label=label, min_value=p.low, max_value=p.high, show=True,
+                    callback=lambda _s, v, k=p.key: self._guard(lambda: self.model.set_value(k, v)),
+                )  # fmt: skip
+            dpg.configure_item(right, show=len(params) == 2)
+
+    def _build_pose_and_cels(self, parent: int) -> None:
+        dpg.add_text("Pose", parent=parent)
+        for p in POSE_SLIDERS:
+            self.w[f"pose_{p.key}"] = self._slider(parent, p.name, p.key, p.low, p.high, -120)
+        dpg.add_separator(parent=parent)
+        dpg.add_text("Cels (blend strength)", parent=parent)
+        for cel in EDITABLE_CELS:
+            self.w[f"cel_{cel}"] = self._slider(parent, cel, cel, 0.0, 1.0, -120)
+
+    def _build_output(self, parent: int, registry: int) -> None:
+        row = dpg.add_group(horizontal=True, parent=parent)
+        dpg.add_text("Output", parent=row)
+        self.w["render_time"] = dpg.add_text("", parent=row, color=OK_COLOUR)
+        self.output_view = ImageView(parent, IMAGE_SIZE, IMAGE_SIZE, texture_registry=registry)
+        row = dpg.add_group(horizontal=True, parent=parent)
+        dpg.add_text("Output index [Ctrl+I]", parent=row)
+        items = [f"{i}: {name}" for i, name in enumerate(OUTPUT_NAMES)]
+        self.w["output_index"] = dpg.add_combo(
+            items, default_value=items[0], parent=row, width=-1,
+            callback=lambda _s, v: self._select_output(v),
+        )  # fmt: skip
+        self.hotkeys.add_list(self.w["output_index"], lambda: items, self._select_output)
+        row = dpg.add_group(horizontal=True, parent=parent)
+        self.w["checker"] = dpg.add_checkbox(
+            label="Checkerboard [Ctrl+B]", default_value=True, parent=row, callback=lambda: self._background_changed()
+        )
+        self.w["bg_colour"] = dpg.add_color_edit(
+            (40, 60, 90, 255), parent=row, no_alpha=True, no_inputs=True, callback=lambda: self._background_changed()
+        )
+        row = dpg.add_group(horizontal=True, parent=parent)
+        dpg.add_button(label="Save [Ctrl+S]", parent=row, callback=lambda: self.action_save())
+        dpg.add_button(label="Save as my template [Ctrl+U]", parent=row, callback=lambda: self.action_save_user())
+        row = dpg.add_group(horizontal=True, parent=parent)
+        dpg.add_button(label="Batch export [Ctrl+Shift+S]", parent=row, callback=lambda: self.action_batch_export())
+        dpg.add_button(label="Undo", parent=row, callback=lambda: self.model.undo())
+        dpg.add_button(label="Redo", parent=row, callback=lambda: self.model.redo())
+        dpg.add_button(label="Help [F1]", parent=row, callback=lambda: self.action_help())
+        row = dpg.add_group(horizontal=True, parent=parent, show=False)
+        self.w["batch_row"] = row
+        self.w["progress"] = dpg.add_progress_bar(parent=row, width=-90, overlay="")
+        dpg.add_button(label="Cancel", parent=row, callback=lambda: self.cancel_batch())
+        self.w["status"] = dpg.add_text("", parent=parent, wrap=0)
+
+    def _select_output(self, label: str) -> None:
+        self._guard(lambda: self.model.set_output_index(int(label.split(":")[0])))
+
+    def relayout(self) -> None:
+        """Size the columns and images from the viewport (works from 1366×768 up)."""
+        vw, vh = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
+        cols = layout.columns(vw, vh, (None, CONTROL_COLUMN_W, CONTROL_COLUMN_W, None))
+        flex = cols.widths[0]
+        for name in ("left", "right"):
+            dpg.configure_item(self.w[name], width=flex, height=cols.height)
+        for name in ("morphs", "poses"):
+            dpg.configure_item(self.w[name], height=cols.height)
+        side = min(flex, cols.height - 250)
+        self.source_view.fit(flex, side)
+        self.output_view.fit(flex, side)
+        rows = max(4, (cols.height - side - 90) // 22)
+        dpg.configure_item(self.w["presets"], num_items=rows)
+        dpg.configure_item(self.w["status"], wrap=flex - 10)
+
+    # -- hotkeys ------------------------------------------------------------------------------------------------------
+
+    def _bind_hotkeys(self) -> None:
+        h = self.hotkeys
+        add = h.add
+        add(dpg.mvKey_O, "Load a character image", self.action_load_character, ctrl=True)
+        add(dpg.mvKey_O, "Load an emotion template (first emotion of a JSON file)", self.action_load_template,
+            ctrl=True, shift=True)  # fmt: skip
+        add(dpg.mvKey_S, "Save the posed image + its template JSON", self.action_save, ctrl=True)
+        add(dpg.mvKey_U, "Save as one of my templates (the settings editor uses them)", self.action_save_user,
+            ctrl=True)  # fmt: skip
+        add(dpg.mvKey_S, "Batch export every emotion (PNG + JSON + _emotions.json + sprite sheet)",
+            self.action_batch_export, ctrl=True, shift=True)  # fmt: skip
+        add(dpg.mvKey_Z, "Undo", self.model.undo, ctrl=True)
+        add(dpg.mvKey_Z, "Redo", self.model.redo, ctrl=True, shift=True)
+        add(dpg.mvKey_Y, "Redo", self.model.redo, ctrl=True)
+        add(dpg.mvKey_P, "Focus the emotion preset list", lambda: self.hotkeys.focus_list(self.w["presets"]), ctrl=True)
+        add(
+            dpg.mvKey_I,
+            "Focus the output index list",
+            lambda: self.hotkeys.focus_list(self.w["output_index"]),
+            ctrl=True,
+        )
+        for n, category in enumerate(MORPH_CATEGORIES, start=1):
+            add(getattr(dpg, f"mvKey_{n}"), f"Focus the {_CATEGORY_TITLES[category.value]} morph group list",
+                lambda c=category.value: self.hotkeys.focus_list(self.w[f"combo_{c}"]), ctrl=True)  # fmt: skip
+        add(dpg.mvKey_L, "Link / unlink left and right in every morph category", self.toggle_links, ctrl=True)
+        add(dpg.mvKey_K, "Show the cels blended into the source image", self.toggle_show_cels, ctrl=True)
+        add(dpg.mvKey_B, "Checkerboard / colour behind transparent pixels", self.toggle_checker, ctrl=True)
+        add(dpg.mvKey_F1, "This help card", self.action_help)
+        add(dpg.mvKey_Q, "Quit (asks first if there are unsaved edits)", self.request_quit, ctrl=True)
+        h.note("Up / Down", "Previous / next item of the focused list (presets, output index, morph groups)")
+        h.note("PageUp / PageDown", "Ten items up / down in the focused list")
+        h.note("Home / End", "First / last item of the focused list")
+        h.note("Enter / Esc", "OK / close in dialogs")
+        h.note("Ctrl+click", "Type an exact value into a slider")
+
+    def toggle_links(self) -> None:
+        link = not all(self.model.linked.values())
+        for category in MORPH_CATEGORIES:
+            self.model.set_linked(category, link)
+        self._sync_widgets()
+
+    def toggle_show_cels(self) -> None:
+        self.model.set_show_cels_in_source(not self.model.show_cels_in_source)
+
+    def toggle_checker(self) -> None:
+        dpg.set_value(self.w["checker"], not dpg.get_value(self.w["checker"]))
+        self._background_changed()
+
+    def _background_changed(self) -> None:
+        if dpg.get_value(self.w["checker"]):
+            self.model.set_background(None)
+        else:
+            rgba = dpg.get_value(self.w["bg_colour"])
+            scale = 255.0 if max(rgba[:3]) > 1.0 else 1.0
+            self.model.set_background(tuple(c / scale for c in rgba[:3]))
+
+    # -- actions (open dialogs; the work is in the model) -------------------------------------------------------------
+
+    def _guard(self, fn: Callable[[], Any], what: str = "") -> Any:
+        """Run an action; a failure becomes an error dialog (the action itself changed nothing)."""
+        try:
+            return fn()
+        except (CharacterError, TemplateError, FileNotFoundError, KeyError, ValueError, OSError) as e:
+            msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+            self.dialogs.error(f"{what}{msg}" if what else msg)
+            return None
+
+    def open_character(self, path: Path) -> None:
+        character = self._guard(lambda: self.model.load_character(path), f"Could not load the character {path}:\n")
+        if character is not None and character.report.warnings:
+            self.dialogs.message("Character loaded with warnings", character.report.summary())
+
+    def open_template(self, path: Path) -> None:
+        problems = self._guard(lambda: self.model.load_template(path), f"Could not load the template {path}:\n")
+        if problems:
+            self.dialogs.message("Template loaded with problems", "\n".join(problems))
+
+    def action_load_character(self) -> None:
+        self.dialogs.open_file("Load character image", _IMAGE_EXTENSIONS, self.model.last_dir, self.open_character)
+
+    def action_load_template(self) -> None:
+        self.dialogs.open_file("Load emotion template", (".json",), self.model.last_dir, self.open_template)
+
+    def action_save(self) -> None:
+        if self.model.character is None:
+            self.dialogs.error("Load a character first (Ctrl+O).")
+            return
+        name = self.model.last_name if self.model.preset != "[reset]" else "custom"
+        self.dialogs.save_file("Save posed image and template", (".png",), self.model.last_dir, f"{name}.png",
+                               self.save_to)  # fmt: skip
+
+    def save_to(self, path: Path) -> None:
+        """Save the current output to ``path`` (PNG) and its template JSON; waits for the render if one is running."""
+        if self._last_output is not None and self._last_output.key == self.state_key():
+            self._write_save(path, self._last_output.image)
+        else:
+            self._pending_save = Path(path)
+            self.request_render()
+            self.set_status(f"Saving {path} after the current render...")
+
+    def _write_save(self, path: Path, image: torch.Tensor) -> None:
+        saved = self._guard(lambda: self.model.save(path, image=image), f"Could not save {path}:\n")
+        if saved is not None:
+            self.set_status(f"Saved {saved[0]} and {saved[1].name}")
+            self.model.reload_templates()
+
+    def action_save_user(self) -> None:
+        name = self.model.preset if self.model.preset not in ("[custom]", "[reset]") else self.model.last_name
+        self.dialogs.ask_text("Save as my template", "Emotion name (letters, digits, _ or -):", name,
+                              self.save_user_template)  # fmt: skip
+
+    def save_user_template(self, name: str) -> None:
+        path = self._guard(lambda: self.model.save_to_user_templates(name.strip()), "Could not save the template:\n")
+        if path is not None:
+            self.set_status(f"Saved your template {name} to {path}")
+
+    def action_batch_export(self) -> None:
+        if self.model.character is None:
+            self.dialogs.error("Load a character first (Ctrl+O).")
+            return
+        if self.batch is not None:
+            self.dialogs.error("A batch export is already running.")
+            return
+        self.dialogs.pick_folder("Batch export: choose the output folder", self.model.last_dir, self.start_batch)
+
+    def start_batch(self, folder: Path, formats: tuple[str, ...] = ("png", "sheet")) -> None:
+        if self.model.character is None or self.batch is not None:
+            return
+        self.batch = BatchJob(EditorRenderer(self.poser), self.model, Path(folder), list(formats))
+        dpg.configure_item(self.w["batch_row"], show=True)
+        self.set_status(f"Batch export to {folder}...")
+
+    def cancel_batch(self) -> None:
+        if self.batch is not None:
+            self.batch.cancel.set()
+            self.set_status("Cancelling the batch export after the current sprites...")
+
+    def action_help(self) -> None:
+        show_help(self.hotkeys, f"{TITLE}: keys", _HELP_NOTES)
+
+    def request_quit(self) -> None:
+        if self.model.dirty:
+            self.dialogs.confirm("Unsaved edits", "Your edits are not saved. Quit anyway?", self._stop,
+                                 yes="Quit without saving", no="Keep editing")  # fmt: skip
+        else:
+            self._stop()
+
+    def _stop(self) -> None:
+        self._quit = True
+
+    def set_status(self, text: str, error: bool = False) -> None:
+        dpg.set_value(self.w["status"], text)
+        dpg.configure_item(self.w["status"], color=ERROR_COLOUR if error else (220, 220, 220))
+
+    def screenshot(self, path: str | Path) -> None:
+        """Save the whole window as a PNG at the end of the next frame (call on the GUI thread)."""
+        dpg.output_frame_buffer(file=str(path))
+
+    # -- model -> widgets ---------------------------------------------------------------------------------------------
+
+    def _on_change(self, change: Change) -> None:
+        if change.presets:
+            dpg.configure_item(self.w["presets"], items=self.model.preset_names())
+        if change.values and not change.edit:
+            self._select_nonzero_groups()
+        if change.values or change.character:
+            self._sync_widgets()
+        if change.view:
+            dpg.set_value(self.w["show_cels"], self.model.show_cels_in_source)
+            self._refresh_views()
+        if change.values or change.character or change.view:
+            self.request_render()
+        self._update_title()
+
+    def _select_nonzero_groups(self) -> None:
+        """After a preset or undo, show in each morph panel a group that is set (if the shown one is not)."""
+        for category in MORPH_CATEGORIES:
+            shown = group_params(self.selected_group[category])
+            if any(self.model.pose[p.index] != 0 for p in shown):
+                continue
+            for g in morph_groups(category):
+                if any(self.model.pose[p.index] != 0 for p in group_params(g)):
+                    self.selected_group[category] = g
+                    break
+        self._bind_morph_sliders()
+
+    def _sync_widgets(self) -> None:
+        m = self.model
+        for category in MORPH_CATEGORIES:
+            cat = category.value
+            params = group_params(self.selected_group[category])
+            dpg.set_value(self.w[f"L_{cat}"], m.pose[params[0].index])
+            if len(params) == 2:
+                dpg.set_value(self.w[f"R_{cat}"], m.pose[params[1].index])
+            labels = self._group_labels(category)
+            dpg.configure_item(self.w[f"combo_{cat}"], items=labels)
+            dpg.set_value(self.w[f"combo_{cat}"], labels[morph_groups(category).index(self.selected_group[category])])
+            dpg.set_value(self.w[f"link_{cat}"], m.linked[category])
+        for p in POSE_SLIDERS:
+            dpg.set_value(self.w[f"pose_{p.key}"], m.pose[p.index])
+        have = set(m.character.cels) if m.character else set()
+        for cel in EDITABLE_CELS:
+            dpg.set_value(self.w[f"cel_{cel}"], m.cels[cel])
+            dpg.configure_item(self.w[f"cel_{cel}"], label=cel if cel in have else f"{cel} (no cel)")
+        if dpg.get_value(self.w["presets"]) != m.preset:
+            dpg.set_value(self.w["presets"], m.preset)
+
+    def _update_title(self) -> None:
+        m = self.model
+        name = m.character.name if m.character else "no character"
+        dirty = " *" if m.dirty else ""
+        dpg.set_viewport_title(
+            f"{TITLE} {__version__} - {name}{dirty} - {describe(self.poser.device)} - THA3 {self.poser.variant}"
+        )
+
+    def _refresh_views(self) -> None:
+        out = self._last_output
+        if out is None:
+            return
+        self.output_view.set_image(flatten_over(out.output, self.model.background))
+        self.source_view.set_image(flatten_over(out.source, self.model.background))
+
+    # -- main loop ----------------------------------------------------------------------------------------------------
+
+    def _poll(self) -> None:
+        result = self.worker.poll()
+        if result is not None:
+            if result.error is not None:
+                self.dialogs.error(f"Could not render: {type(result.error).__name__}: {result.error}")
+                self.output_view.clear()
+            else:
+                self._last_output = result.value
+                self.last_render_s = result.seconds
+                self._refresh_views()
+                self.render_count += 1
+                self.shown_key = result.value.key
+                dpg.set_value(self.w["render_time"], f"render {result.seconds * 1000:.0f} ms")
+                if self._pending_save is not None and result.value.key == self.state_key():
+                    path, self._pending_save = self._pending_save, None
+                    self._write_save(path, result.value.image)
+        job = self.batch
+        if job is not None:
+            dpg.set_value(self.w["progress"], job.done / max(1, job.total))
+            dpg.configure_item(self.w["progress"], overlay=f"{job.done}/{job.total} {job.current}")
+            if job.finished:
+                self.batch = None
+                dpg.configure_item(self.w["batch_row"], show=False)
+                if job.error is not None:
+                    self.dialogs.error(f"Batch export failed: {type(job.error).__name__}: {job.error}")
+                elif job.result is not None:
+                    self.last_batch = job.result
+                    title = "Batch export done" if job.result.ok else "Batch export finished with problems"
+                    self.dialogs.message(title, job.result.summary())
+                    self.set_status(job.result.summary().splitlines()[0])
+
+    def run(self, driver: Callable[[PoseEditorApp], None] | None = None) -> int:
+        """The frame loop. ``driver(app)``, if given, runs on its own thread once the window is up; the app quits
+        when it returns, with exit code 1 if it raised."""
+        failure: list[BaseException] = []
+        if driver is not None:
+
+            def drive() -> None:
+                try:
+                    driver(self)
+                except BaseException as e:
+                    log.exception("driver failed")
+                    failure.append(e)
+                finally:
+                    self._quit = True
+
+            threading.Thread(target=drive, name="driver", daemon=True).start()
+        self.request_render()
+        mouse = None
+        last_active = time.monotonic()
+        while dpg.is_dearpygui_running() and not self._quit:
+            start = time.monotonic()
+            self._run_calls()
+            callbacks = dpg.get_callback_queue()
+            if callbacks:
+                last_active = start
+            dpg.run_callbacks(callbacks)
+            self._poll()
+            dpg.render_dearpygui_frame()
+            pos = dpg.get_mouse_pos(local=False)
+            if pos != mouse:
+                mouse, last_active = pos, start
+            busy = self.batch is not None or not self.worker.idle or start - last_active < 1.0
+            time.sleep(max(0.0, (1 / 60 if busy else 1 / 15) - (time.monotonic() - start)))
+        self.worker.stop()
+        if self.batch is not None:
+            self.batch.cancel.set()
+            self.batch.thread.join(30)
+        dpg.destroy_context()
+        return 1 if failure else 0
+
+
+def create_app(character: str | Path | None = None, device: str = "auto", variant: str | None = None) -> PoseEditorApp:
+    """Load THA3 and the character, build the window (the default character when none is given)."""
+    from raven_avatar.engine.poser import default_character, load_poser
+
+    poser = load_poser(variant, device)
+    model = EditorModel(renderer=EditorRenderer(poser))
+    app = PoseEditorApp(model, poser)
+    app.build()
+    path = Path(character) if character is not None else None
+    if path is None:
+        try:
+            path = default_character()
+        except Exception as e:  # offline and nothing cached: start empty, say why
+            app.dialogs.error(f"Could not get the default character: {e}\nLoad one with Ctrl+O.")
+    if path is not None:
+        app.open_character(path)
+    if poser.notice:
+        app.dialogs.message("Device", poser.notice)
+    return app
+
+
+def run_app(character: str | Path | None = None, device: str = "auto", variant: str | None = None) -> int:
+    return create_app(character, device, variant).run()

@@ -1,0 +1,156 @@
+"""Drives the real pose editor window under Xvfb (run by tests/test_pose_editor_gui.py in a subprocess).
+
+The app runs on the main thread; this scenario runs on the driver thread, calling actions through ``app.call`` (on
+the GUI thread) and pressing real keys with xdotool. It writes screenshots and ``report.json`` into ``--out`` and
+exits non-zero if a step fails; the pytest side checks the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import time
+from pathlib import Path
+
+from raven_avatar.pose_editor.app import TITLE, PoseEditorApp, create_app
+
+TIMEOUT = 400.0  # one CPU render takes 2-15 s on a loaded 2-core machine
+
+
+def wait(app: PoseEditorApp, what: str, predicate, timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if app.call(predicate).result(timeout):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def rendered(app: PoseEditorApp) -> bool:
+    return app.shown_key == app.state_key() and app.worker.idle
+
+
+def key(*chords: str) -> None:
+    window = subprocess.run(
+        ["xdotool", "search", "--name", TITLE], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    subprocess.run(["xdotool", "windowfocus", "--sync", window], check=True)
+    for chord in chords:
+        subprocess.run(["xdotool", "key", "--window", window, "--delay", "80", chord], check=True)
+        time.sleep(0.3)
+
+
+def shot(app: PoseEditorApp, path: Path) -> None:
+    path.unlink(missing_ok=True)
+    time.sleep(0.3)  # a few frames, so the last texture upload is drawn
+    app.call(lambda: app.screenshot(path)).result(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (path.is_file() and path.stat().st_size > 0):
+        time.sleep(0.1)
+    time.sleep(0.3)
+
+
+def scenario(app: PoseEditorApp, out: Path, report: dict) -> None:
+    m = app.model
+    wait(app, "the first render", lambda: rendered(app))
+    shot(app, out / "0_start.png")
+
+    app.call(lambda: m.apply_emotion("surprise")).result(30)
+    wait(app, "the surprise render", lambda: rendered(app))
+    shot(app, out / "1_surprise.png")
+    report["after_action"] = app.call(lambda: m.preset).result(30)
+
+    # Real keys: focus the preset list, browse down, end; undo with Ctrl+Z.
+    key("ctrl+p", "Down")
+    wait(app, "Down to select the next preset", lambda: m.preset != "surprise", 30)
+    report["after_down"] = app.call(lambda: m.preset).result(30)
+    key("End")
+    wait(app, "End to select the last preset", lambda: m.preset == m.preset_names()[-1], 30)
+    report["after_end"] = app.call(lambda: m.preset).result(30)
+    key("Home")
+    wait(app, "Home to select [custom]", lambda: m.preset == "[custom]", 30)
+    key("ctrl+z")
+    wait(app, "Ctrl+Z to go back", lambda: m.preset == report["after_end"], 30)
+    report["after_undo"] = app.call(lambda: m.preset).result(30)
+
+    # Ctrl+S: the save dialog opens; pick a file in it as the user would, then the files appear.
+    app.call(lambda: m.apply_emotion("joy")).result(30)
+    wait(app, "the joy render", lambda: rendered(app))
+    shot(app, out / "2_joy.png")
+    key("ctrl+s")
+    wait(app, "the save dialog", lambda: app.dialogs.open_kind == "file", 30)
+    app.call(lambda: app.dialogs.submit_file(out / "saved" / "my_joy.png")).result(30)
+    wait(app, "the saved files", lambda: (out / "saved" / "my_joy.json").is_file(), 120)
+    report["saved_status"] = app.call(lambda: app.model.dirty).result(30)
+
+    # An edit, a key that must be ignored while a dialog is open, and an error dialog naming the file.
+    app.call(lambda: m.set_value("head_x", 0.8)).result(30)
+    bad = out / "not_an_image.png"
+    bad.write_text("this is not a PNG")
+    app.call(lambda: app.open_character(bad)).result(30)
+    wait(app, "the error dialog", lambda: app.dialogs.is_open, 30)
+    key("ctrl+z")  # ignored: a dialog is open
+    report["head_x_while_dialog"] = app.call(lambda: m.value("head_x")).result(30)
+    shot(app, out / "3_error.png")
+    key("Escape")
+    wait(app, "Esc to close the dialog", lambda: not app.dialogs.is_open, 30)
+    report["dialogs"] = app.call(lambda: list(app.dialogs.history)).result(30)
+
+    # F1 help card, closed with Esc.
+    key("F1")
+    wait(app, "the help card", lambda: app.dialogs.open_kind == "panel", 30)
+    shot(app, out / "4_help.png")
+    key("Escape")
+    wait(app, "the help card to close", lambda: not app.dialogs.is_open, 30)
+
+    # Ctrl+Shift+S: batch export into a folder, cancelled after the first sprites; a summary dialog follows.
+    key("ctrl+shift+s")
+    wait(app, "the folder dialog", lambda: app.dialogs.open_kind == "file", 30)
+    app.call(lambda: app.dialogs.submit_file(out / "batch")).result(30)
+    wait(app, "the batch to start", lambda: app.batch is not None, 30)
+    wait(app, "the first batch sprites", lambda: app.batch is None or app.batch.done >= 1)
+    shot(app, out / "5_batch.png")
+    app.call(app.cancel_batch).result(30)
+    wait(app, "the batch to end", lambda: app.batch is None)
+    report["batch_summary"] = app.call(lambda: app.last_batch.summary()).result(30)
+    report["batch_cancelled"] = app.call(lambda: app.last_batch.cancelled).result(30)
+    key("Return")
+    wait(app, "Enter to close the summary", lambda: not app.dialogs.is_open, 30)
+
+    # The smallest supported window, with the cels shown in the source and a colour background.
+    app.call(lambda: m.set_value("blush1", 1.0)).result(30)
+    key("ctrl+k", "ctrl+b")
+    wait(app, "the cel render", lambda: rendered(app) and m.show_cels_in_source and m.background is not None)
+    import dearpygui.dearpygui as dpg
+
+    app.call(lambda: (dpg.set_viewport_width(1366), dpg.set_viewport_height(768))).result(30)
+    time.sleep(1.0)
+    app.call(app.relayout).result(30)
+    shot(app, out / "6_small.png")
+    report["title"] = app.call(lambda: dpg.get_viewport_title()).result(30)
+    report["dirty_at_end"] = app.call(lambda: m.dirty).result(30)
+    report["ok"] = True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--character", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    report: dict = {"ok": False}
+    app = create_app(args.character, device="cpu")
+
+    def driver(a: PoseEditorApp) -> None:
+        try:
+            scenario(a, args.out, report)
+        finally:
+            (args.out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+
+    return app.run(driver)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
