@@ -100,7 +100,8 @@ class Avatar:
         self._settings, self.settings_problems = resolve_settings(settings)
         self.pipeline = Pipeline(self.poser, self._settings, allow_download=allow_download)
         self.pipeline.set_character(self._read_character(character))
-        self._templates = emotionsmod.load_templates(self.pipeline.character.path)
+        self._overlay: dict[str, emotionsmod.EmotionTemplate] = {}
+        self._templates = self._resolve_templates(self.pipeline.character)
         self.animator = Animator(
             self._settings,
             self._templates,
@@ -132,7 +133,7 @@ class Avatar:
         """Show another character, with its own emotion templates; raises ``CharacterError`` (and keeps the current
         character) when the base image cannot be used."""
         character = self._read_character(path)
-        templates = emotionsmod.load_templates(character.path)
+        templates = self._resolve_templates(character)
         self._install(character, templates)
         return character
 
@@ -140,7 +141,7 @@ class Avatar:
         """Re-read the character's files after they changed (Ctrl+R). Unchanged files are reused; a file that
         cannot be read keeps the last good version, with a warning in ``character.report``."""
         character = reload_character(self.pipeline.character)
-        templates = emotionsmod.load_templates(character.path)
+        templates = self._resolve_templates(character)
         self._install(character, templates)
         return character
 
@@ -163,27 +164,33 @@ class Avatar:
         """Reload the emotion templates, optionally overlaying more; returns the problems found.
 
         ``None``: resolve again through the lookup order (character's files, user's, factory), e.g. after the pose
-        editor saved a template. A path or a dict ``{emotion: {"pose": ..., "cels": ...}}``: that, over the resolved
-        set (the reference's ``load_emotion_templates``). A malformed file raises ``TemplateError``.
+        editor saved a template, and drop any overlay. A path or a dict ``{emotion: {"pose": ..., "cels": ...}}``:
+        that, over the resolved set (the reference's ``load_emotion_templates``); the overlay stays in effect when
+        another character is loaded. A malformed file raises ``TemplateError``, an invalid name ``ValueError``.
         """
-        resolved = emotionsmod.load_templates(self.pipeline.character.path)
         if source is None:
-            extra: dict[str, emotionsmod.EmotionTemplate] = {}
+            overlay: dict[str, emotionsmod.EmotionTemplate] = {}
         elif isinstance(source, Mapping):
-            extra = {}
+            overlay = {}
             for name, data in source.items():
                 emotionsmod.validate_emotion_name(name)
-                extra[name] = emotionsmod.template_from_json(name, data, "templates")
+                overlay[name] = emotionsmod.template_from_json(name, data, "given templates")
         else:
-            extra = emotionsmod.parse_template_file(source)
-        for name, template in extra.items():
-            resolved.templates[name] = template
-            resolved.sources[name] = f"given: {source if not isinstance(source, Mapping) else 'dict'}"
-            resolved.problems.extend(template.problems)
+            overlay = emotionsmod.parse_template_file(source)
+        self._overlay = overlay
+        templates = self._resolve_templates(self.pipeline.character)
         with self.renderer.frame_boundary():
-            self.animator.set_templates(resolved)
-            self._templates = resolved
-        return list(resolved.problems)
+            self.animator.set_templates(templates)
+            self._templates = templates
+        return list(templates.problems)
+
+    def _resolve_templates(self, character: Character) -> emotionsmod.TemplateSet:
+        templates = emotionsmod.load_templates(character.path)
+        for name, template in self._overlay.items():
+            templates.templates[name] = template
+            templates.sources[name] = "given"
+            templates.problems.extend(template.problems)
+        return templates
 
     @property
     def emotions(self) -> list[str]:
@@ -357,6 +364,8 @@ class Avatar:
         values: dict[str, float] = {}
         cel_values: dict[str, float] = {}
         if emotion is not None:
+            if emotion not in self._templates:
+                raise ValueError(f"unknown emotion {emotion!r}; known: {', '.join(sorted(self._templates))}")
             template = self._templates[emotion]
             values, cel_values = dict(template.pose), dict(template.cels)
         if isinstance(pose, Mapping):

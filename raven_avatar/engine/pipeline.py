@@ -74,7 +74,8 @@ class Frame:
             if self.rgba_f32 is None:
                 raise ValueError("frame has no pixel data")
             f = self.rgba_f32.reshape(self.height, self.width, 4)
-            self._u8 = np.rint(np.clip(f, 0.0, 1.0) * 255.0).astype(np.uint8)
+            # The same rounding as the device path (and export.to_srgb8): floor(x * 255 + 0.5).
+            self._u8 = (np.clip(f, 0.0, 1.0) * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
         return self._u8
 
 
@@ -258,9 +259,12 @@ class Pipeline:
     ) -> tuple[torch.Tensor, tuple[float, float, float, float] | None, tuple[int, int]]:
         """Device work up to the sRGB image: ``(1, 4, H, W)`` float32, plus the crop applied and the full size."""
         cfg = self._config
-        with torch.inference_mode():
+        # Not inference_mode: the poser tells an unchanged image by its version counter, which inference tensors
+        # lack.
+        with torch.no_grad():
             image = self._blend(character, cels)
-            timer.mark("cels")
+        timer.mark("cels")
+        with torch.inference_mode():
             x = self.session.pose(image, pose)
             timer.mark("pose")
             if fx and character.fx_cels:

@@ -1,0 +1,259 @@
+"""Frame pipeline, render thread and Avatar on the CPU with the real THA3 weights.
+
+THA3 costs seconds per frame on a small CPU, so most tests freeze the animation clock: the pose then stays the same
+from frame to frame and the poser's stage reuse makes every frame after the first nearly free, while everything
+around the pose (cels, crop, upscale, postprocessing, host copy, thread handoff) still runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from raven_avatar.engine import Avatar, Pipeline, render_still
+from raven_avatar.engine.character import load_character
+from raven_avatar.engine.pipeline import STAGES
+from raven_avatar.engine.poser import load_poser
+
+PLAIN = {"postprocessor_chain": [], "upscale": 1.0}
+
+
+@pytest.fixture(scope="module")
+def poser(tha3_models):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAVEN_AVATAR_MODELS_DIR", str(tha3_models.parent))
+        return load_poser("separable_float", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def character_png(example_character_png, tmp_path_factory):
+    """lambda_00 in a folder of its own, with a blush cel (a translucent red band over the face)."""
+    folder = tmp_path_factory.mktemp("aria")
+    png = folder / "aria.png"
+    shutil.copy(example_character_png, png)
+    cel = Image.new("RGBA", (512, 512), (0, 0, 0, 0))
+    ImageDraw.Draw(cel).rectangle((180, 150, 330, 260), fill=(255, 0, 0, 160))
+    cel.save(folder / "aria_blush1.png")
+    return png
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path, monkeypatch, stable_cache_dir):
+    monkeypatch.setenv("RAVEN_AVATAR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RAVEN_AVATAR_CACHE_DIR", str(stable_cache_dir))
+    monkeypatch.setenv("RAVEN_AVATAR_OFFLINE", "1")
+
+
+def test_pipeline_frames_shapes_ranges_alpha_and_cel_reuse(poser, character_png):
+    character = load_character(character_png)
+    assert character.report.cels == ["blush1"]
+    pipe = Pipeline(poser, PLAIN)
+    pipe.set_character(character)
+    pose = torch.zeros(45)
+
+    frame = pipe.render(pose)
+    assert (frame.width, frame.height) == (512, 512)
+    assert frame.rgba_f32.dtype == np.float32 and frame.rgba_f32.shape == (512 * 512 * 4,)
+    assert np.isfinite(frame.rgba_f32).all() and frame.rgba_f32.min() >= 0.0 and frame.rgba_f32.max() <= 1.0
+    rgba = frame.rgba_f32.reshape(512, 512, 4)
+    # The background stays transparent, the body is opaque.
+    assert rgba[5, 5, 3] == 0.0 and rgba[400, 256, 3] > 0.99
+    assert set(STAGES) <= set(frame.stats) and frame.stats["pose"] > 0
+    # uint8 export: the same pixels, rounded.
+    src = np.asarray(Image.open(character_png).convert("RGBA")).astype(int)
+    assert frame.rgba_u8.shape == (512, 512, 4) and frame.rgba_u8.dtype == np.uint8
+    assert np.abs(frame.rgba_u8.astype(int) - src).mean() < 4  # zero pose ~ the input image
+
+    # Same strengths -> the same blended tensor -> the poser skips every stage.
+    blushed = pipe.render(pose, {"blush1": 0.7})
+    assert pipe.session.last_stages == "full"
+    again = pipe.render(pose, {"blush1": 0.7, "tears1": 0.5})  # no tears cel: nothing to blend
+    assert pipe.session.last_stages == "none"
+    np.testing.assert_array_equal(blushed.rgba_u8, again.rgba_u8)
+    face = (slice(160, 250), slice(190, 320))
+    redder = blushed.rgba_u8[face][..., 0].astype(int) - frame.rgba_u8[face][..., 0].astype(int)
+    assert redder.mean() > 5
+
+    # Crop, upscale and the direct uint8 path, on the same pose (no THA3 work).
+    pipe.configure({**PLAIN, "crop": {"enabled": True, "left": 0.25, "top": 0.0, "right": 0.75, "bottom": 0.5},
+                    "upscale": 2.0, "upscale_quality": "bilinear"})  # fmt: skip
+    big = pipe.render(pose, {"blush1": 0.7})
+    assert pipe.session.last_stages == "none"
+    assert (big.width, big.height) == (512, 512) and big.full_size == (1024, 1024)
+    assert big.crop == (0.25, 0.0, 0.75, 0.5)
+    u8 = pipe.render(pose, {"blush1": 0.7}, output="u8")
+    assert u8.rgba_f32 is None
+    np.testing.assert_array_equal(u8.rgba_u8, big.rgba_u8)
+
+    # Live frames reuse a ring of three buffers; owned frames do not.
+    arrays = [pipe.render(pose, {"blush1": 0.7}).rgba_f32 for _ in range(4)]
+    assert np.shares_memory(arrays[0], arrays[3]) and not np.shares_memory(arrays[0], arrays[1])
+    owned = pipe.render(pose, {"blush1": 0.7}, owned=True)
+    assert not any(np.shares_memory(owned.rgba_f32, a) for a in arrays)
+
+
+def test_render_still_applies_settings_and_postprocess_flag(poser, character_png):
+    character = load_character(character_png)
+    pose = torch.zeros(45)
+    settings = {"crop": {"enabled": False}, "upscale": 1.5, "upscale_quality": "bicubic",
+                "postprocessor_chain": [["desaturate", {"strength": 1.0}]]}  # fmt: skip
+    grey = render_still(character, pose, poser=poser, settings=settings)
+    colour = render_still(character, pose, poser=poser, settings=settings, postprocess=False)
+    assert (grey.width, grey.height) == (768, 768) == (colour.width, colour.height)
+    opaque = grey.rgba_u8[..., 3] == 255
+    g, c = grey.rgba_u8[opaque][:, :3].astype(int), colour.rgba_u8[opaque][:, :3].astype(int)
+    assert np.abs(g[:, 0] - g[:, 2]).mean() < 2 < np.abs(c[:, 0] - c[:, 2]).mean()
+
+
+@pytest.fixture
+def avatar(poser, character_png):
+    av = Avatar(character_png, PLAIN, poser=poser, seed=3, clock=lambda: 0.0)
+    yield av
+    av.close()
+
+
+def test_avatar_renders_pauses_and_consumes(avatar):
+    assert avatar.latest_frame() is None and not avatar.running
+    avatar.start()
+    first = avatar.wait_frame(timeout=120)
+    assert first is not None and first.index == 1, avatar.last_error
+    assert first.emotion == "neutral" and (first.width, first.height) == (512, 512)
+    second = avatar.wait_frame(after=1, timeout=30)
+    assert second.index == 2 and avatar.latest_frame() is second  # polling again gives the same frame
+
+    # Nobody takes frames -> nothing more is rendered.
+    threading.Event().wait(0.5)
+    assert avatar.stats["frames"] == 3
+    # Paused: not even the pending one is taken over; the index stops.
+    avatar.pause()
+    threading.Event().wait(0.2)
+    stopped_at = avatar.stats["frames"]
+    for _ in range(5):
+        avatar.latest_frame()
+        threading.Event().wait(0.1)
+    assert avatar.stats["frames"] == stopped_at and avatar.paused
+    avatar.resume()
+    assert avatar.wait_frame(after=stopped_at, timeout=30).index == stopped_at + 1
+    stats = avatar.stats
+    assert stats["fps"] > 0 and stats["errors"] == 0 and stats["pose"] >= 0 and stats["target_fps"] == 25
+
+
+def test_a_failing_frame_is_reported_and_rendering_goes_on(avatar, monkeypatch, caplog):
+    session = avatar.pipeline.session
+    real_pose = session.pose
+    calls = {"n": 0}
+
+    def flaky(image, pose):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("injected failure")
+        return real_pose(image, pose)
+
+    monkeypatch.setattr(session, "pose", flaky)
+    avatar.start()
+    first = avatar.wait_frame(timeout=120)
+    good = first.rgba_f32.copy()
+    second = avatar.wait_frame(after=first.index, timeout=30)
+    assert second is not None and second.index == 2  # the failed attempt did not take an index
+    assert avatar.last_error is not None and "injected failure" in avatar.last_error.message
+    assert "RuntimeError" in avatar.last_error.traceback and avatar.stats["errors"] == 1
+    assert "injected failure" in caplog.text
+    np.testing.assert_array_equal(second.rgba_f32, good)
+    assert avatar.running
+
+
+def test_hot_swaps_while_running(avatar, character_png, tmp_path):
+    avatar.start()
+    frame = avatar.wait_frame(timeout=120)
+    stop = threading.Event()
+    seen: list[tuple[int, int, int]] = []
+    torn: list[int] = []
+
+    def consume():
+        while not stop.is_set():
+            f = avatar.wait_frame(after=seen[-1][0] if seen else 0, timeout=0.2)
+            if f is not None:
+                if f.rgba_f32.size != f.width * f.height * 4:  # a frame of mixed sizes
+                    torn.append(f.index)
+                seen.append((f.index, f.width, f.height))
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    try:
+        problems = avatar.load_settings({**PLAIN, "upscale": 1.25, "upscale_quality": "bilinear", "target_fps": 30})
+        assert problems == []
+        problems = avatar.load_settings({**PLAIN, "upscale": 7.0})
+        assert [p.key for p in problems] == ["upscale"]  # not applied: the shipped value (1.0) is used
+        assert avatar.settings["upscale"] == 1.0
+        avatar.load_settings({**PLAIN, "upscale": 1.25, "upscale_quality": "bilinear"})
+        avatar.load_templates({"grin": {"pose": {"mouth_aaa_index": 1.0}, "cels": {"blush1": 1.0}}})
+        avatar.set_emotion("grin")
+        other = tmp_path / "other.png"
+        shutil.copy(character_png, other)
+        avatar.load_character(other)
+        assert avatar.character.report.cels == []  # other.png has no cels
+        deadline = threading.Event()
+        for _ in range(600):
+            if seen and seen[-1][1] == 640 and avatar.stats["frames"] > frame.index + 2:
+                break
+            deadline.wait(0.1)
+    finally:
+        stop.set()
+        consumer.join()
+    assert avatar.last_error is None and torn == []
+    sizes = {(w, h) for _, w, h in seen}
+    assert (640, 640) in sizes and sizes <= {(512, 512), (640, 640)}
+    assert "grin" in avatar.emotions and avatar.emotion == "grin"
+    assert avatar.stats["target_fps"] == 25  # the last settings loaded had none: the shipped value
+
+
+def test_render_still_on_a_running_avatar(avatar):
+    avatar.start()
+    assert avatar.wait_frame(timeout=120) is not None
+    still = avatar.render_still({"head_x_index": 1.0}, emotion="neutral")
+    assert (still.width, still.height) == (512, 512) and still.index == 0
+    assert still.rgba_u8[..., 3].sum() > 0
+    with pytest.raises(ValueError, match="unknown emotion"):
+        avatar.render_still(emotion="no_such_emotion")
+    assert avatar.last_error is None
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
+def test_soak_60s_with_emotion_changes_keeps_memory_flat(poser, character_png):
+    """A minute of real-time animation on the CPU (a frame every second or so), switching emotion every 5 s."""
+    emotions = ["joy", "anger", "surprise", "sadness", "confusion", "neutral"]
+    with Avatar(character_png, {"target_fps": 25}, poser=poser, seed=11) as avatar:
+        avatar.start()
+        frame = avatar.wait_frame(timeout=120)
+        frame = avatar.wait_frame(after=frame.index, timeout=120)  # allocations of the steady state are made
+        baseline = _rss_mb()
+        start = time.monotonic()
+        switched = start
+        times = [frame.t]
+        while time.monotonic() - start < 60:
+            if time.monotonic() - switched >= 5:
+                avatar.set_emotion(emotions[len(times) % len(emotions)])
+                switched = time.monotonic()
+            f = avatar.wait_frame(after=frame.index, timeout=1.0)
+            if f is not None:
+                frame = f
+                times.append(f.t)
+        growth = _rss_mb() - baseline
+        assert avatar.last_error is None
+        assert frame.index >= 5 and times == sorted(times)
+        # Animation time follows the wall clock, however few frames the CPU manages.
+        assert frame.t > 30
+    assert growth < 64, f"memory grew by {growth:.0f} MB over the soak"
