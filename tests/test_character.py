@@ -260,3 +260,35 @@ def test_example_character_loads(example_character_png):
     alpha = c.image[3]
     assert 0.05 < float(alpha.mean()) < 0.9
     assert c.report.warnings == []
+
+
+ANIMEFX_FRAMES = {
+    "angervein": 2,
+    "sweatdrop": 3,
+    "smallsweatdrop": 3,
+    "heart": 3,
+    "blackcloud": 2,
+    "flowers": 2,
+    "shock": 1,
+    "notice": 2,
+    "beaming": 2,
+    "question": 3,
+    "exclaim": 3,
+}
+
+
+def test_shipped_animefx_and_backdrops():
+    expected = {f"fx_{name}{i}" for name, n in ANIMEFX_FRAMES.items() for i in range(1, n + 1)}
+    files = {p.stem: p for p in asset_path("animefx").glob("fx_*.png")}
+    assert set(files) == expected
+    for name, path in files.items():
+        with PIL.Image.open(path) as img:
+            assert img.size == (512, 512) and img.mode == "RGBA", name
+            alpha = np.asarray(img)[..., 3]
+        assert 0 < (alpha > 0).mean() < 0.2, name  # something drawn, and not over the whole frame
+        assert ((alpha > 0) & (alpha < 255)).any(), name  # anti-aliased edges
+    backdrops = sorted(asset_path("backdrops").glob("*.png"))
+    assert len(backdrops) >= 2
+    for path in backdrops:
+        with PIL.Image.open(path) as img:
+            assert min(img.size) >= 512
