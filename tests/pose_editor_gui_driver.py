@@ -139,7 +139,8 @@ def main() -> int:
     parser.add_argument("--character", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("raven_avatar.gui.hotkeys").setLevel(logging.DEBUG)
     report: dict = {"ok": False}
     app = create_app(args.character, device="cpu")
 

@@ -65,6 +65,9 @@ class HotkeyTable:
         self.notes: list[tuple[str, str]] = []  # (chord, description) documented but handled elsewhere
         self._lists: list[_List] = []
         self._current: int | str | None = None  # the list last clicked or focused by a hotkey
+        # Keys held down, from press/release events in queue order: callbacks may run a frame after the event, when
+        # a quick Ctrl+S is already released, so is_key_down() at dispatch time would miss the Ctrl.
+        self._down: set[int] = set()
 
     def add(self, key: int, description: str, action: Callable[[], None], *, ctrl: bool = False,
             shift: bool = False) -> None:  # fmt: skip
@@ -90,8 +93,13 @@ class HotkeyTable:
 
     def install(self) -> None:
         with dpg.handler_registry():
-            dpg.add_key_press_handler(callback=lambda _s, key: self.dispatch(int(key)))
+            dpg.add_key_press_handler(callback=lambda _s, key: self._pressed(int(key)))
+            dpg.add_key_release_handler(callback=lambda _s, key: self._down.discard(int(key)))
             dpg.add_mouse_click_handler(callback=lambda: self._clicked())
+
+    def _pressed(self, key: int) -> None:
+        self._down.add(key)
+        self.dispatch(key)
 
     # -- dispatch -----------------------------------------------------------------------------------------------------
 
@@ -101,7 +109,7 @@ class HotkeyTable:
         return bool(item) and dpg.does_item_exist(item) and bool(dpg.is_item_active(item))
 
     def dispatch(self, key: int, ctrl: bool | None = None, shift: bool | None = None) -> bool:
-        """Handle one key press; returns whether it did something. ``ctrl``/``shift`` default to the live state."""
+        """Handle one key press; returns whether it did something. ``ctrl``/``shift`` default to the held keys."""
         if self.dialogs.is_open:
             if key in (dpg.mvKey_Escape,):
                 self.dialogs.cancel()
@@ -113,9 +121,10 @@ class HotkeyTable:
         if self.typing():
             return False
         if ctrl is None:
-            ctrl = any(dpg.is_key_down(k) for k in _CTRL)
+            ctrl = any(k in self._down for k in _CTRL)
         if shift is None:
-            shift = any(dpg.is_key_down(k) for k in _SHIFT)
+            shift = any(k in self._down for k in _SHIFT)
+        log.debug("key %d ctrl=%s shift=%s", key, ctrl, shift)
         for h in self.entries:
             if h.key == key and h.ctrl == ctrl and h.shift == shift:
                 log.debug("hotkey %s", h.chord)

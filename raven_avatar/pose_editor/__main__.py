@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what --batch-export writes: png (sprites + templates, always), sheet (also a sprite "
         "sheet), apng/gif (idle loops); repeatable",
     )
+    p.add_argument("--emotions", nargs="+", metavar="EMOTION", help="--batch-export only these emotions")
     p.add_argument("--output-index", type=int, default=0, help="THA3 output to export (0: the posed image)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     return p  # fmt: skip
@@ -97,17 +98,24 @@ def _batch(args: argparse.Namespace) -> int:
     templates = load_templates(character.path)
     for problem in templates.problems:
         log.warning("emotion templates: %s", problem)
+    chosen = templates.templates
+    if args.emotions:
+        unknown = [n for n in args.emotions if n not in templates]
+        if unknown:
+            log.error("unknown emotion(s): %s. Known: %s", ", ".join(unknown), ", ".join(templates))
+            return 1
+        chosen = {n: templates[n] for n in args.emotions}
     poser = load_poser(args.model, args.device)
     if poser.notice:
         log.warning("%s", poser.notice)
-    with tqdm(total=len(templates), desc="batch export", unit="emotion") as bar:
+    with tqdm(total=len(chosen), desc="batch export", unit="emotion") as bar:
 
         def progress(done: int, total: int, name: str) -> None:
             bar.set_postfix_str(name)
             bar.update(done - bar.n)
 
         result = batch_export(
-            EditorRenderer(poser), character, templates.templates, args.output,
+            EditorRenderer(poser), character, chosen, args.output,
             formats=sorted(formats), output_index=args.output_index, progress=progress,
         )  # fmt: skip
     print(result.summary())
