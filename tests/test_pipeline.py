@@ -215,11 +215,16 @@ def test_hot_swaps_while_running(avatar, character_png, tmp_path):
 
 
 def test_render_still_on_a_running_avatar(avatar):
+    """A still poses through its own session of the shared poser: the live view is not disturbed."""
     avatar.start()
-    assert avatar.wait_frame(timeout=120) is not None
+    live = avatar.wait_frame(timeout=120)
+    before = live.rgba_f32.copy()
     still = avatar.render_still({"head_x_index": 1.0}, emotion="neutral")
     assert (still.width, still.height) == (512, 512) and still.index == 0
-    assert still.rgba_u8[..., 3].sum() > 0
+    assert np.abs(still.rgba_u8.astype(int) - live.rgba_u8.astype(int))[..., 3].sum() > 1000  # the head turned
+    after = avatar.wait_frame(after=live.index, timeout=30)
+    assert avatar.pipeline.session.last_stages == "none"  # the live session still reuses its last pose
+    np.testing.assert_array_equal(after.rgba_f32, before)
     with pytest.raises(ValueError, match="unknown emotion"):
         avatar.render_still(emotion="no_such_emotion")
     assert avatar.last_error is None

@@ -14,6 +14,7 @@ import sys
 #: Subcommand name -> module under raven_avatar.cli.
 SUBCOMMANDS = {
     "still": "raven_avatar.cli.still",
+    "clip": "raven_avatar.cli.clip",
     "upscale": "raven_avatar.cli.upscale",
 }
 

@@ -1,4 +1,8 @@
-"""``avatar-render still``: one posed 512×512 RGBA PNG of a character, from a pose file or an emotion."""
+"""``avatar-render still``: one posed RGBA PNG of a character, from a pose file or an emotion.
+
+Without ``--settings`` the image is the plain 512×512 pose; with it, the settings' crop, upscale and postprocessor
+chain are applied as in the live view.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pose", type=Path, help="JSON dict of pose keys (missing keys are 0)")
     p.add_argument("--emotion", help="emotion template name (character's, user's, then factory templates)")
     p.add_argument("--output", type=Path, required=True, help="PNG file to write")
+    p.add_argument("--settings", type=Path, help="animator settings JSON: apply its crop, upscale, postprocessor chain")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--variant", default=None, help="THA3 variant (default: separable_half on CUDA, else float)")
 
@@ -33,15 +38,16 @@ def _read_pose(path: Path) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from ..engine import pose as posemod
+    from ..engine.avatar import resolve_settings
     from ..engine.character import CharacterError, load_character
-    from ..engine.compositing import composite_cels
     from ..engine.download import DownloadError
     from ..engine.emotions import TemplateError, load_templates
     from ..engine.export import write_png
+    from ..engine.pipeline import render_still
     from ..engine.poser import default_character, load_poser
+    from ..engine.postprocessor import ChainError
+    from ..engine.settings import SettingsError
 
     if args.pose and args.emotion:
         log.error("give --pose or --emotion, not both")
@@ -64,14 +70,17 @@ def run(args: argparse.Namespace) -> int:
         vector, problems = posemod.pose_from_dict(values)
         for p in problems:
             log.warning("%s", p)
+        settings = None
+        if args.settings:
+            settings, problems = resolve_settings(args.settings)
+            for p in problems:
+                log.warning("settings: %s (not applied)", p)
         poser = load_poser(args.variant, args.device)
         if poser.notice:
             log.warning("%s", poser.notice)
-        image = composite_cels(character.image, character.cels, cels) if cels else character.image
-        with torch.inference_mode():
-            posed = poser.pose(image.to(poser.device), vector)
-        write_png(posed.float(), args.output)
-    except (CharacterError, TemplateError, DownloadError, ValueError, OSError) as e:
+        frame = render_still(character, vector, cels, poser=poser, settings=settings)
+        write_png(frame.rgba_u8, args.output)
+    except (CharacterError, TemplateError, DownloadError, SettingsError, ChainError, ValueError, OSError) as e:
         log.error("%s", e)
         return 1
     log.info("wrote %s", args.output)

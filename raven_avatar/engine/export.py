@@ -1,4 +1,5 @@
-"""Writing frames to files: linear tensors to sRGB 8-bit, atomic PNG writes.
+"""Writing frames to files: linear tensors to sRGB 8-bit; PNG, APNG, GIF, WebM (VP9 + alpha), PNG sequences with
+timing, sprite sheets.
 
 Every writer here is atomic (temporary file, fsync, rename): an interrupted export never leaves a half-written
 file where a good one was.
@@ -7,6 +8,8 @@ file where a good one was.
 from __future__ import annotations
 
 import io
+import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -44,3 +47,153 @@ def write_png(rgba: np.ndarray | torch.Tensor, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path
+
+
+# ------------------------------------------------------------------------------------------------ animations
+
+
+def frame_durations(count: int, fps: float, unit_ms: int = 1) -> list[int]:
+    """Per-frame display times in ms, multiples of ``unit_ms``, whose running sum never drifts from ``k / fps``.
+
+    GIF counts in 10 ms units and APNG writers in whole ms, so 1/30 s cannot be stored exactly; rounding the
+    cumulative end times (instead of each duration) keeps every frame within half a unit of its true time.
+    """
+    if count < 0 or not fps > 0:
+        raise ValueError(f"need count >= 0 and fps > 0, got {count}, {fps}")
+    ends = [round((k + 1) * 1000.0 / fps / unit_ms) * unit_ms for k in range(count)]
+    return [max(end - start, unit_ms) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+def _check_frames(frames: list[np.ndarray]) -> tuple[int, int]:
+    if not frames:
+        raise ValueError("no frames to write")
+    shape = frames[0].shape
+    for i, f in enumerate(frames):
+        if f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 4 or f.shape != shape:
+            raise ValueError(f"frame {i}: expected (H, W, 4) uint8 like frame 0 {shape}, got {f.shape} {f.dtype}")
+    return shape[1], shape[0]
+
+
+def _write_atomic(path: Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def write_apng(frames: list[np.ndarray], path: str | Path, fps: float, *, loop: int = 0) -> Path:
+    """An animated PNG of (H, W, 4) uint8 sRGB RGBA frames (full alpha), each replacing the last."""
+    _check_frames(frames)
+    images = [Image.fromarray(f, "RGBA") for f in frames]
+    buf = io.BytesIO()
+    images[0].save(
+        buf, format="PNG", save_all=True, append_images=images[1:], duration=frame_durations(len(frames), fps),
+        loop=loop, disposal=1, blend=0, compress_level=6,
+    )  # fmt: skip
+    return _write_atomic(Path(path), buf.getvalue())
+
+
+def _gif_frame(rgba: np.ndarray) -> Image.Image:
+    """Palette frame: 255 colours from the visible pixels, index 255 transparent where alpha < 50 %."""
+    rgb = Image.fromarray(np.ascontiguousarray(rgba[..., :3]), "RGB")
+    pal = rgb.quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    idx = np.asarray(pal).copy()
+    idx[rgba[..., 3] < 128] = 255
+    out = Image.fromarray(idx, "P")
+    palette = pal.getpalette()[: 255 * 3]
+    out.putpalette(palette + [0] * (768 - len(palette)))
+    out.info["transparency"] = 255
+    return out
+
+
+def write_gif(frames: list[np.ndarray], path: str | Path, fps: float, *, loop: int = 0) -> Path:
+    """An animated GIF (1-bit transparency at alpha 50 %, 255 colours per frame, timing in 10 ms steps)."""
+    _check_frames(frames)
+    images = [_gif_frame(f) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(
+        buf, format="GIF", save_all=True, append_images=images[1:], duration=frame_durations(len(frames), fps, 10),
+        loop=loop, disposal=2, transparency=255, optimize=False,
+    )  # fmt: skip
+    return _write_atomic(Path(path), buf.getvalue())
+
+
+class PngSequenceWriter:
+    """A folder of ``frame_00000.png``... plus ``timing.json``: each frame's file, time and duration.
+
+    Frames are written as they come (each file atomically); ``timing.json`` is written by :meth:`close`, so a folder
+    with a timing file is complete.
+    """
+
+    TIMING_FILE = "timing.json"
+
+    def __init__(self, folder: str | Path, fps: float, *, compress_level: int = 6):
+        if not fps > 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.fps = fps
+        self.compress_level = compress_level
+        self.frames: list[dict] = []
+
+    def add(self, rgba: np.ndarray, t: float | None = None) -> Path:
+        """Write the next frame; ``t``: its time in seconds (default ``index / fps``)."""
+        index = len(self.frames)
+        name = f"frame_{index:05d}.png"
+        _write_atomic(self.folder / name, encode_png(rgba, compress_level=self.compress_level))
+        self.frames.append({"file": name, "t": index / self.fps if t is None else float(t)})
+        return self.folder / name
+
+    def close(self) -> Path:
+        durations = frame_durations(len(self.frames), self.fps)
+        frames = [{**f, "duration_ms": d} for f, d in zip(self.frames, durations, strict=True)]
+        doc = {"fps": self.fps, "frame_count": len(frames), "duration_s": len(frames) / self.fps, "frames": frames}
+        return _write_atomic(self.folder / self.TIMING_FILE, (json.dumps(doc, indent=1) + "\n").encode())
+
+
+def write_sprite_sheet(frames: list[np.ndarray], path: str | Path, *, columns: int | None = None) -> Path:
+    """All frames on one PNG grid (row-major; ``columns`` default: about square) plus ``<stem>.json`` with each
+    frame's ``[x, y, w, h]``, as sprite tools expect. Returns the PNG path."""
+    width, height = _check_frames(frames)
+    n = len(frames)
+    columns = columns or max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / columns)
+    sheet = np.zeros((rows * height, columns * width, 4), dtype=np.uint8)
+    rects = []
+    for i, f in enumerate(frames):
+        y, x = (i // columns) * height, (i % columns) * width
+        sheet[y : y + height, x : x + width] = f
+        rects.append([x, y, width, height])
+    path = Path(path)
+    _write_atomic(path, encode_png(sheet))
+    doc = {"image": path.name, "frame_width": width, "frame_height": height, "columns": columns, "frames": rects}
+    _write_atomic(path.with_suffix(".json"), (json.dumps(doc, indent=1) + "\n").encode())
+    return path
+
+
+def write_webm(frames: list[np.ndarray], path: str | Path, fps: float, *, crf: int = 20) -> Path:
+    """A VP9 WebM with an alpha channel (``yuva420p``), as browsers and OBS play it; needs PyAV (``pip install av``).
+
+    ``crf``: 0 (best) .. 63; 20 is visually lossless for avatars. Frame times are exact multiples of ``1/fps``.
+    """
+    width, height = _check_frames(frames)
+    if width % 2 or height % 2:
+        raise ValueError(f"WebM (yuva420p) needs an even frame size, got {width}x{height}")
+    try:
+        import av
+    except ImportError as e:
+        raise RuntimeError("writing WebM needs PyAV: pip install av") from e
+    from fractions import Fraction
+
+    rate = Fraction(fps).limit_denominator(1001)
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="webm") as container:
+        stream = container.add_stream("libvpx-vp9", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuva420p"
+        # auto-alt-ref must be off for alpha; b:v 0 makes crf a pure quality target.
+        stream.options = {"crf": str(crf), "b:v": "0", "auto-alt-ref": "0", "deadline": "good", "cpu-used": "4"}
+        for rgba in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgba), format="rgba")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return _write_atomic(Path(path), buf.getvalue())
