@@ -383,17 +383,26 @@ def test_save_audio_without_soundfile(tmp_path, monkeypatch):
 def test_speaker_speaks_with_lipsync_and_releases(synth):
     animator = make_animator()
     target = Recording(animator)
-    speaker = Speaker(target, synthesizer=synth, silent=True)
+
+    class AudioSpy:  # a recorder that notes in the same log when each sentence's audio starts
+        def add_audio(self, audio, sample_rate):
+            target.calls.append(("audio", len(audio)))
+
+    speaker = Speaker(target, synthesizer=synth, silent=True, offset=-0.5)  # mouth 0.5 s ahead of the audio
     assert speaker.available() == (True, "")
     assert speaker.voices() == ["test_a", "test_b"]
     done = threading.Event()
-    speaker.speak("Bob is happy. Pam too.", "test_a", speed=2.0, on_done=done.set)
+    speaker.speak("Bob is happy. Pam too.", "test_a", speed=2.0, on_done=done.set, recorder=AudioSpy())
     assert done.wait(30) and speaker.wait(5) and not speaker.speaking
     assert speaker.last_error is None
     sets = [c[1] for c in target.calls if c[0] == "set"]
     assert shape("mouth_aaa_index") in sets and CLOSED in sets  # opened for vowels, closed for b/m/p
     assert target.calls[-1] == ("unset", list(MOUTH_KEYS))
     assert not set(animator.overrides) & set(MOUTH_KEYS)
+    # With a negative offset the mouth starts before the audio (lead-in), so a sentence start is not skipped.
+    kinds = [c[0] for c in target.calls]
+    assert kinds.index("set") < kinds.index("audio")
+    assert [c[0] for c in target.calls].count("audio") == 2
 
 
 def test_speaker_stop_at_any_time(synth):
@@ -401,7 +410,7 @@ def test_speaker_stop_at_any_time(synth):
     target = Recording(animator)
     speaker = Speaker(target, synthesizer=synth, silent=True)
     done = threading.Event()
-    speaker.speak("Let us talk for a long while about many things. " * 3, "test_a", on_done=done.set)
+    speaker.speak("Let us talk about it. " * 3, "test_a", on_done=done.set)
     deadline = time.monotonic() + 30
     while not any(c[0] == "set" for c in target.calls) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -433,6 +442,9 @@ def test_speech_unavailable_without_weights(monkeypatch, tmp_path):
     monkeypatch.setenv("RAVEN_AVATAR_OFFLINE", "1")
     with pytest.raises(tts.OfflineError, match="offline mode"):
         tts.download()
+    find_spec = tts.importlib.util.find_spec
+    monkeypatch.setattr(tts.importlib.util, "find_spec", lambda n, *a: None if n == "kokoro" else find_spec(n, *a))
+    assert speaker.available() == (False, f"speech needs the packages kokoro; {tts.INSTALL_HINT}")
 
 
 # ------------------------------------------------------------------------------------------------ recording

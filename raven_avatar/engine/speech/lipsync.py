@@ -8,7 +8,8 @@ taking half of the letter's time. The mouth-corner and smirk morphs are never to
 expression stays.
 
 Timing: ``t = clock() - offset``. A negative offset drives the mouth *ahead* of the audio, to absorb the video
-pipeline's latency (the reference's default is -0.8 s for its HTTP-streamed video).
+pipeline's latency (the reference's default is -0.8 s for its HTTP-streamed video). :class:`.speaker.Speaker`
+starts the mouth ``-offset`` seconds before each sentence's audio, so no phoneme at a sentence start is skipped.
 
 The shapes are applied as overrides through any object with ``modify_overrides(action, dict)`` (the engine's
 ``Animator`` and ``Avatar``); the animator's pose interpolator moves the mouth there smoothly, and removing the

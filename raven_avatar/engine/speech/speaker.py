@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -150,12 +151,18 @@ class Speaker:
                 if isinstance(item, Exception):
                     self.last_error = f"speech synthesis failed: {item}"
                     break
+                track = mouth_track(item.timeline)
+                if driver is not None:
+                    driver.offset = self.offset
+                    self._lead_in(driver, track, stop)
+                    driver.clock = player.position
+                if stop.is_set():
+                    break
                 player.play(item.audio)
                 if recorder is not None:
                     recorder.add_audio(item.audio, item.sample_rate)
                 if driver is not None:
-                    driver.offset = self.offset
-                    driver.run(mouth_track(item.timeline), player.playing)
+                    driver.run(track, player.playing)
                 else:
                     while player.playing() and not stop.wait(0.01):
                         pass
@@ -170,6 +177,17 @@ class Speaker:
                     on_done()
                 except Exception:
                     log.exception("speech on_done callback failed")
+
+    @staticmethod
+    def _lead_in(driver: LipsyncDriver, track, stop: threading.Event) -> None:
+        """With a negative offset the mouth leads the audio: start the mouth first, then the audio, so the start
+        of every sentence is shown (driving from the audio clock alone would skip its first ``-offset`` seconds)."""
+        lead = max(0.0, -driver.offset)
+        if lead == 0.0:
+            return
+        t0 = time.monotonic()
+        driver.clock = lambda: time.monotonic() - t0 - lead  # runs from -lead to 0, where the audio starts
+        driver.run(track, lambda: time.monotonic() - t0 < lead and not stop.is_set())
 
     def stop(self) -> None:
         """Stop speaking now (audio and lipsync); the mouth returns smoothly to the emotion's shape."""

@@ -14,6 +14,7 @@ espeak-ng G2P (the ``espeakng-loader`` wheel ships espeak-ng), which works offli
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import re
@@ -147,12 +148,10 @@ def find_weights() -> Path | None:
 
 
 def status() -> tuple[bool, str]:
-    """``(True, "")`` when speech can run; else ``(False, why and how to fix it)``."""
-    try:
-        import kokoro  # noqa: F401
-        from misaki import espeak  # noqa: F401
-    except Exception as err:  # ImportError, or espeak-ng failing to load
-        return False, f"speech needs the kokoro package ({err}); {INSTALL_HINT}"
+    """``(True, "")`` when speech can run; else ``(False, why and how to fix it)``. Cheap: imports nothing heavy."""
+    missing = [name for name in ("kokoro", "misaki", "espeakng_loader") if importlib.util.find_spec(name) is None]
+    if missing:
+        return False, f"speech needs the packages {', '.join(missing)}; {INSTALL_HINT}"
     if find_weights() is None:
         return False, f"the Kokoro-82M weights are not downloaded; {DOWNLOAD_HINT}"
     return True, ""
