@@ -65,6 +65,12 @@ _RELOAD_RETRIES = 4
 _RELOAD_PAUSE_S = 0.05
 
 
+# The shipped animefx cels, decoded once: path -> ((mtime_ns, size), CPU float32 tensor).
+_SHIPPED_CACHE: dict[Path, tuple[tuple[int, int] | None, torch.Tensor]] = {}
+# Linear value of each 8-bit sRGB code.
+_SRGB8_TO_LINEAR = srgb_to_linear(torch.arange(256, dtype=torch.float64) / 255).float().numpy()
+
+
 class CharacterError(Exception):
     """A character's base image cannot be used; the message names the file and the problem."""
 
@@ -93,7 +99,10 @@ class CharacterReport:
 
 @dataclass
 class Character:
-    """A loaded character. Tensors are ``(4, 512, 512)``, linear light, [0, 1], straight alpha."""
+    """A loaded character. Tensors are ``(4, 512, 512)``, linear light, [0, 1], straight alpha.
+
+    Tensors may be shared with other loads (unchanged files, the shipped animefx): treat them as read-only.
+    """
 
     name: str
     path: Path
@@ -183,9 +192,12 @@ def load_rgba(path: Path, warnings: list[str]) -> torch.Tensor:
         raise CharacterError(f"{path}: image too large to load ({e})") from e
     except (OSError, SyntaxError, ValueError) as e:  # Pillow raises all three for broken files
         raise CharacterError(f"{path}: cannot read the image, truncated or not a valid image file ({e})") from e
-    arr = torch.from_numpy(np.asarray(rgba, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
-    rgb = srgb_to_linear(arr[:3]) * (arr[3:] > 0)
-    return torch.cat([rgb, arr[3:]], dim=0)
+    arr = np.asarray(rgba, dtype=np.uint8)
+    out = np.empty((4, *arr.shape[:2]), dtype=np.float32)
+    out[:3] = _SRGB8_TO_LINEAR[arr.transpose(2, 0, 1)[:3]]  # a table lookup: exact for 8-bit input, and fast
+    out[3] = arr[..., 3] * np.float32(1 / 255)
+    out[:3] *= out[3] > 0
+    return torch.from_numpy(out)
 
 
 def _discover(path: Path) -> tuple[dict[str, Path], dict[str, tuple[Path, str]], list[str]]:
@@ -239,14 +251,21 @@ def _load(
         if previous is not None and stamp is not None and previous.stamps.get(f) == stamp and f in old_tensors:
             stamps[f] = stamp
             return old_tensors[f]
-        tensor = load_rgba(f, warnings).to(device=device, dtype=dtype)
+        if source_of.get(f) == "shipped":  # the same few files for every character: decode them once per process
+            cached = _SHIPPED_CACHE.get(f)
+            if cached is None or cached[0] != stamp:
+                cached = _SHIPPED_CACHE[f] = (stamp, load_rgba(f, warnings))
+            tensor = cached[1]
+        else:
+            tensor = load_rgba(f, warnings)
         stamps[f] = _stamp(f)
-        return tensor
+        return tensor.to(device=device, dtype=dtype)
 
+    cel_files, fx_files, unknown = _discover(path)
+    source_of = {f: source for f, source in fx_files.values()}
     image = read(path)
     if not bool((image[3] > 0).any()):
         raise CharacterError(f"{path}: the image is fully transparent; there is no character to pose")
-    cel_files, fx_files, unknown = _discover(path)
     report = CharacterReport(unknown_files=unknown, warnings=warnings)
     cels: dict[str, torch.Tensor] = {}
     fx_cels: dict[str, torch.Tensor] = {}
