@@ -355,6 +355,51 @@ def test_player_falls_back_when_portaudio_fails(monkeypatch, caplog):
     assert player.wait(timeout=5)
 
 
+def test_player_clock_follows_the_dac(monkeypatch):
+    """With a device, the position is the sample being heard: PortAudio's DAC time, not the samples handed over."""
+
+    class Stream:  # stands in for sounddevice.OutputStream; the test plays PortAudio's part
+        def __init__(self, samplerate, channels, dtype, callback, device):
+            self.callback, self.time, self.latency = callback, 100.0, 0.05
+            streams.append(self)
+
+        def start(self):
+            pass
+
+        def close(self):
+            pass
+
+    class Info:
+        def __init__(self, dac):
+            self.outputBufferDacTime = dac
+
+    streams = []
+    monkeypatch.delenv("RAVEN_AVATAR_NO_AUDIO", raising=False)
+    monkeypatch.setitem(sys.modules, "sounddevice", type("sd", (), {"OutputStream": Stream}))
+    player = Player(1000)
+    (stream,) = streams
+    assert not player.silent
+    player.play(np.ones(250, np.float32))
+    assert player.playing() and player.position() == 0.0
+    out = np.zeros((100, 1), np.float32)
+    stream.callback(out, 100, Info(100.1), None)  # samples 0..99 will be heard from t=100.1
+    assert out[:, 0].tolist() == [1.0] * 100
+    assert player.position() == 0.0  # handed over, not heard yet
+    stream.time = 100.15
+    assert player.position() == pytest.approx(0.05)
+    stream.callback(out, 100, Info(100.2), None)
+    stream.callback(out, 100, Info(100.3), None)  # the last 50 samples, then silence
+    assert out[:50, 0].tolist() == [1.0] * 50 and out[50:, 0].tolist() == [0.0] * 50
+    stream.time = 100.32
+    assert player.position() == pytest.approx(0.22) and player.playing()
+    stream.time = 100.36  # the last sample has been heard
+    assert player.position() == pytest.approx(0.25) and not player.playing()
+    player.play(np.ones(250, np.float32))
+    player.stop()
+    stream.callback(out, 100, Info(101.0), None)
+    assert not player.playing() and out[:, 0].tolist() == [0.0] * 100
+
+
 @pytest.mark.parametrize("ext", [".wav", ".flac"])
 def test_save_audio_round_trip(tmp_path, ext):
     pytest.importorskip("soundfile")
@@ -442,9 +487,37 @@ def test_speech_unavailable_without_weights(monkeypatch, tmp_path):
     monkeypatch.setenv("RAVEN_AVATAR_OFFLINE", "1")
     with pytest.raises(tts.OfflineError, match="offline mode"):
         tts.download()
+    monkeypatch.delenv("RAVEN_AVATAR_OFFLINE")
+    asked = {}
+
+    def no_network(repo_id, **kwargs):
+        asked.update(kwargs, repo_id=repo_id)
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", no_network)
+    with pytest.raises(tts.OfflineError, match="could not download hexgrad/Kokoro-82M.*Name or service not known"):
+        tts.download(["af_bella"], progress=False)
+    assert asked["repo_id"] == tts.REPO_ID and asked["local_dir"] == tts.weights_dir()
+    assert asked["allow_patterns"] == ["config.json", "kokoro-v1_0.pth", "voices/af_bella.pt"]
     find_spec = tts.importlib.util.find_spec
     monkeypatch.setattr(tts.importlib.util, "find_spec", lambda n, *a: None if n == "kokoro" else find_spec(n, *a))
     assert speaker.available() == (False, f"speech needs the packages kokoro; {tts.INSTALL_HINT}")
+
+
+def test_default_synthesizer_loads_from_the_weights_folder(monkeypatch, tmp_path):
+    """The no-argument path the apps use: config, weights and voice files found in the cache folder."""
+    monkeypatch.setenv("RAVEN_AVATAR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
+    folder = tts.weights_dir()
+    (folder / "voices").mkdir(parents=True)
+    (folder / tts.CONFIG_FILE).write_text(json.dumps(tiny_config()), encoding="utf-8")
+    torch.save({}, folder / tts.MODEL_FILE)  # the architecture from config.json, weights left random
+    torch.save(torch.randn(510, 1, 256) * 0.1, folder / "voices" / "zz_test.pt")
+    speaker = Speaker(silent=True)
+    assert speaker.available() == (True, "") and speaker.voices() == ["zz_test"]
+    (u,) = speaker.synthesize("Hello.", "zz_test")
+    assert u.phonemes.startswith("h") and u.timeline[-1].symbol == "." and len(u.audio) > 0
+    assert speaker.synthesizer.voices == ["zz_test"]
 
 
 # ------------------------------------------------------------------------------------------------ recording

@@ -79,7 +79,8 @@ class Player:
             outdata[len(chunk) :, 0] = 0.0
             if len(chunk):
                 dac = time_info.outputBufferDacTime  # some host APIs report 0: estimate from the latency
-                dac = dac if dac > 0 else self._stream.time + self._stream.latency
+                if dac <= 0 and self._stream is not None:
+                    dac = self._stream.time + self._stream.latency
                 self._dac = (self._next, dac)
                 self._end_dac = dac + len(chunk) / self.sample_rate
             self._next += len(chunk)

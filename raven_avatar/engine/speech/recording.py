@@ -234,6 +234,9 @@ def record_speech(
     recorder (``frame_times``, ``utterances``, ``fps``)."""
     from . import tts
 
+    ok, why = speaker.available()
+    if not ok:
+        raise RuntimeError(why)
     recorder = SpeechRecorder(path, sample_rate=tts.SAMPLE_RATE)
     done = threading.Event()
     speaker.speak(text, voice or tts.DEFAULT_VOICE, speed, on_done=done.set, recorder=recorder)

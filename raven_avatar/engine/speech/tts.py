@@ -162,14 +162,19 @@ def download(voices: list[str] | None = None, *, progress: bool = True) -> Path:
     if is_offline():
         raise OfflineError(f"cannot download {REPO_ID}: offline mode (RAVEN_AVATAR_OFFLINE or HF_HUB_OFFLINE is set)")
     from huggingface_hub import snapshot_download
-    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     patterns = [CONFIG_FILE, MODEL_FILE] + ([f"voices/{v}.pt" for v in voices] if voices else ["voices/*.pt"])
-    (enable_progress_bars if progress else disable_progress_bars)()
+    quiet = not progress and not are_progress_bars_disabled()
+    if quiet:
+        disable_progress_bars()
     try:
         return Path(snapshot_download(REPO_ID, allow_patterns=patterns, local_dir=weights_dir()))
     except Exception as err:
         raise OfflineError(f"could not download {REPO_ID} from the Hugging Face Hub: {err}") from err
+    finally:
+        if quiet:
+            enable_progress_bars()
 
 
 def list_voices(folder: Path | None) -> list[str]:
