@@ -259,8 +259,6 @@ def test_cli_batch_export_bad_character(tmp_path):
     assert out.returncode == 1 and str(bad) in out.stderr
     missing_output = _run(["--batch-export", str(bad)], {})
     assert missing_output.returncode == 2 and "--output" in missing_output.stderr
-    animated = _run(["--batch-export", str(bad), "--output", str(tmp_path), "--format", "gif"], {})
-    assert animated.returncode == 1 and "gif" in animated.stderr
 
 
 @pytest.mark.slow

@@ -135,10 +135,10 @@ class HotkeyTable:
         return False
 
     def browse(self, key: int) -> bool:
-        """Move the selection of the focused registered list (a focused combo, else the list last clicked)."""
-        target = next((entry for entry in self._lists if dpg.is_item_focused(entry.item)), None)
+        """Move the selection of the list last clicked or focused by a hotkey, else of a focused combo."""
+        target = next((entry for entry in self._lists if entry.item == self._current), None)
         if target is None:
-            target = next((entry for entry in self._lists if entry.item == self._current), None)
+            target = next((entry for entry in self._lists if dpg.is_item_focused(entry.item)), None)
         if target is None:
             return False
         items = list(target.items())

@@ -90,10 +90,12 @@ def _batch(args: argparse.Namespace) -> int:
     from raven_avatar.pose_editor.render import EditorRenderer
 
     formats = set(args.formats or ["png"])
-    animated = sorted(formats & set(_ANIMATED))
-    if animated:
-        log.error("%s export of idle loops is not available in this version; use png or sheet", "/".join(animated))
-        return 1
+    if formats & set(_ANIMATED):
+        try:
+            import raven_avatar.pose_editor.loops  # noqa: F401  (needs the engine's APNG/GIF writers)
+        except ImportError as e:
+            log.error("APNG/GIF idle loops are not available in this version (%s); use png or sheet", e)
+            return 1
     character = load_character(args.batch_export)
     templates = load_templates(character.path)
     for problem in templates.problems:
@@ -111,6 +113,8 @@ def _batch(args: argparse.Namespace) -> int:
     with tqdm(total=len(chosen), desc="batch export", unit="emotion") as bar:
 
         def progress(done: int, total: int, name: str) -> None:
+            if done < bar.n:  # the idle loops count again from 1
+                bar.reset(total)
             bar.set_postfix_str(name)
             bar.update(done - bar.n)
 

@@ -29,6 +29,7 @@ from raven_avatar.engine.emotions import TemplateError
 from raven_avatar.engine.poser import Poser
 from raven_avatar.gui import layout
 from raven_avatar.gui.dialogs import Dialogs
+from raven_avatar.gui.filedrop import FileDrop
 from raven_avatar.gui.helpcard import show_help
 from raven_avatar.gui.hotkeys import HotkeyTable
 from raven_avatar.gui.texture import ImageView, flatten_over
@@ -52,14 +53,14 @@ TITLE = "raven_avatar pose editor"
 IMAGE_SIZE = 512
 CONTROL_COLUMN_W = 310  # each of the two slider columns
 _CATEGORY_TITLES = {"eyebrow": "Eyebrow", "eye": "Eye", "iris_morph": "Iris size", "mouth": "Mouth"}
-_IMAGE_EXTENSIONS = (".png",)
+_IMAGE_EXTENSIONS = (".png", ".webp", ".tif", ".tiff")
 _HELP_NOTES = (
     "Ctrl+click a slider to type an exact value. Sliders show the real parameter value.",
     "A morph panel edits one group at a time (pick it in its list); groups marked * are nonzero and all are kept.",
     "Link L/R makes the left and right sliders of a morph category move together.",
     "Presets: [custom] keeps your edit, [reset] is the all-zero pose. Edits are undoable (Ctrl+Z).",
     "Templates saved with Ctrl+U go to your user templates; the settings editor and the engine use them.",
-    "Drag and drop of files is not supported: DearPyGui has no file-drop event. Use Ctrl+O / Ctrl+Shift+O.",
+    "Drop a character image (.png with alpha) or an emotion template (.json) onto the window to open it.",
 )
 
 
@@ -209,6 +210,9 @@ class PoseEditorApp:
         dpg.set_exit_callback(lambda *_: self.request_quit())
         dpg.setup_dearpygui()
         dpg.show_viewport()
+        self.filedrop = FileDrop()
+        if not self.filedrop.install():
+            log.warning("drag and drop is not available here; use Ctrl+O / Ctrl+Shift+O")
         self.relayout()
         self._sync_widgets()
         self._update_title()
@@ -433,6 +437,24 @@ class PoseEditorApp:
         if problems:
             self.dialogs.message("Template loaded with problems", "\n".join(problems))
 
+    def handle_drop(self, paths: list[Path]) -> None:
+        """Open dropped files by type: an image as the character, a ``.json`` as a template."""
+        if self.dialogs.is_open:
+            log.info("drop ignored while a dialog is open: %s", paths)
+            return
+        accepts = "Drop one character image (.png with alpha) or one emotion template (.json)."
+        if len(paths) != 1:
+            self.dialogs.message("Cannot open several files at once", f"{len(paths)} files dropped. {accepts}")
+            return
+        path = paths[0]
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            self.open_template(path)
+        elif suffix in _IMAGE_EXTENSIONS:
+            self.open_character(path)
+        else:
+            self.dialogs.message("Cannot open this", f"{path}: not a character image or template. {accepts}")
+
     def action_load_character(self) -> None:
         self.dialogs.open_file("Load character image", _IMAGE_EXTENSIONS, self.model.last_dir, self.open_character)
 
@@ -581,6 +603,8 @@ class PoseEditorApp:
     # -- main loop ----------------------------------------------------------------------------------------------------
 
     def _poll(self) -> None:
+        for drop in self.filedrop.take():
+            self.handle_drop(drop)
         result = self.worker.poll()
         if result is not None:
             if result.error is not None:

@@ -50,6 +50,7 @@ class EditorRenderer:
     def __init__(self, poser: Poser):
         self.poser = poser
         self.session = poser.session()
+        self._batch_session = poser.session()  # its own buffers: batches must not evict the interactive graphs
         self._blend_key: tuple | None = None
         self._blended: torch.Tensor | None = None
 
@@ -90,11 +91,10 @@ class EditorRenderer:
         for i, c in enumerate(cels):
             key = tuple(sorted((k, float(v)) for k, v in c.items() if k in character.cels and v > 0))
             groups.setdefault(key, []).append(i)
-        session = self.poser.session()  # batch buffers must not evict the interactive session's graphs
         for indices in groups.values():
             image = self.blended(character, cels[indices[0]])
             batch = torch.stack([torch.as_tensor(poses[i], dtype=torch.float32) for i in indices])
-            out = session.pose(image, batch).float().cpu()
+            out = self._batch_session.pose(image, batch).float().cpu()
             for j, i in enumerate(indices):
                 results[i] = out[j]
         return [r for r in results if r is not None]
