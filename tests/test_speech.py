@@ -17,6 +17,10 @@ import pytest
 import torch
 
 pytest.importorskip("kokoro")
+pytestmark = [  # kokoro's own notes when building a model
+    pytest.mark.filterwarnings("ignore:.*weight_norm.*is deprecated:FutureWarning"),
+    pytest.mark.filterwarnings("ignore:dropout option adds dropout:UserWarning"),
+]
 
 from raven_avatar.engine import pose  # noqa: E402
 from raven_avatar.engine.animator import Animator  # noqa: E402

@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ CONFIG_FILE = "config.json"
 SAMPLE_RATE = 24000
 DEFAULT_VOICE = "af_bella"
 MAX_PHONEMES = 510  # Kokoro's context is 512 symbols including the two boundary tokens
-DOWNLOAD_HINT = "run `python -m raven_avatar.engine.speech download` once with network access (about 330 MB)"
+DOWNLOAD_HINT = "run `python -m raven_avatar.engine.speech download` once with network access (about 360 MB)"
 INSTALL_HINT = "install the speech extra: `pip install raven-avatar[speech]`"
 
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "jr", "sr", "no", "fig"}
@@ -237,7 +238,10 @@ class Synthesizer:
 
             device = device or ("cuda" if torch.cuda.is_available() else "cpu")
             config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-            model = KModel(repo_id=REPO_ID, config=config, model=str(folder / MODEL_FILE)).to(device).eval()
+            with warnings.catch_warnings():  # kokoro's weight_norm deprecation and one-layer LSTM dropout notes
+                warnings.filterwarnings("ignore", message=".*weight_norm.*is deprecated", category=FutureWarning)
+                warnings.filterwarnings("ignore", message="dropout option adds dropout", category=UserWarning)
+                model = KModel(repo_id=REPO_ID, config=config, model=str(folder / MODEL_FILE)).to(device).eval()
         self.model = model
         if voices is None:
             voices = {name: folder / "voices" / f"{name}.pt" for name in list_voices(folder)}
