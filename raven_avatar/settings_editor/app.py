@@ -21,6 +21,10 @@ import numpy as np
 from raven_avatar.engine import settings as settingsmod
 from raven_avatar.engine import upscaler as upscalermod
 from raven_avatar.engine.paths import asset_path
+from raven_avatar.gui.dialogs import Dialogs
+from raven_avatar.gui.helpcard import show_help
+from raven_avatar.gui.hotkeys import HotkeyTable
+from raven_avatar.gui.theme import WARN_COLOUR, apply_theme
 from raven_avatar.gui.x11_visibility import WindowVisibility
 
 from . import backdrop as backdropmod
@@ -32,6 +36,7 @@ logger = logging.getLogger(__name__)
 TITLE = "raven_avatar settings editor"
 ANIMATOR_GROUPS = ("output", "animation", "blink", "talking", "sway", "breathing", "eyes", "animefx")
 IDLE_SLEEP_S = 0.03  # extra sleep per GUI frame while nothing animates (paused), to spare the CPU
+MAX_GUI_FPS = 60.0  # the GUI loop never spins faster (vsync may be off, e.g. under Xvfb)
 
 
 @dataclass(frozen=True)
@@ -58,22 +63,13 @@ class Layout:
         return self.view_h
 
 
-HOTKEYS = (
-    ("Ctrl+O", "Load character"),
-    ("Ctrl+R", "Reload character from disk (also automatic when its files change)"),
-    ("Ctrl+E", "Focus the emotion list; Up/Down/Home/End switch emotions at once"),
-    ("Ctrl+Shift+E", "Load emotion templates (user templates reload automatically)"),
-    ("Ctrl+B", "Load backdrop image"),
-    ("Ctrl+T", "Start/stop the generic talking animation"),
-    ("Ctrl+P", "Pause/resume the animation"),
-    ("Ctrl+Shift+A", "Load settings"),
-    ("Ctrl+Shift+S", "Save settings as"),
-    ("Ctrl+S", "Speak / stop speaking (when speech is installed)"),
-    ("F12", "Screenshot of the avatar (transparent PNG)"),
-    ("F1", "This help card"),
-    ("F11", "Fullscreen"),
-    ("Esc", "Close a dialog"),
-    ("Ctrl+click", "Type an exact value into a slider"),
+HELP_NOTES = (
+    "All changes apply live; sliders push to the engine a moment after you stop dragging.",
+    "Save writes the animator settings, crop, backdrop and the postprocessor chain (order and duplicates kept); "
+    "switched-off filters are not saved.",
+    "The character reloads by itself when its PNG or cels change on disk; a half-written file keeps the last good "
+    "version. Emotion templates saved by the pose editor are picked up the same way.",
+    "Drag and drop of files is not available: DearPyGui 2.x has no OS file-drop event.",
 )
 
 
@@ -94,14 +90,13 @@ class SettingsEditorApp:
         self._bg_key: tuple | None = None
         self._bg_result: tuple | None = None
         self._bg_thread: threading.Thread | None = None
-        self._modal: int | None = None
-        self._dialog_queue: list[tuple[str, str]] = []
-        self._confirm_action: Callable[[], None] | None = None
+        self.dialogs: Dialogs | None = None
+        self.hotkeys: HotkeyTable | None = None
         self._visibility: WindowVisibility | None = None
         self._next_visibility = 0.0
         self._emotion_items: list[str] = []
-        self._on_quit: Callable[[], None] | None = None
         self.quit_requested = False
+        self._last_step = 0.0
 
     # ========================================================================================================= build
 
@@ -112,7 +107,9 @@ class SettingsEditorApp:
             title=TITLE, width=self.layout.width, height=self.layout.height, min_width=1000, min_height=700
         )
         dpg.set_viewport_resize_callback(lambda: self._relayout())
-        self._build_theme()
+        apply_theme()
+        self.dialogs = Dialogs()
+        self.hotkeys = HotkeyTable(self.dialogs)
         self._registry = dpg.add_texture_registry()
         with dpg.window(tag="main", no_scrollbar=True) as self.main:
             with dpg.group(horizontal=True):
@@ -132,18 +129,6 @@ class SettingsEditorApp:
         dpg.set_primary_window(self.main, True)
         self._visibility = WindowVisibility(TITLE)
 
-    def _build_theme(self) -> None:
-        with dpg.theme() as theme, dpg.theme_component(dpg.mvAll):
-            dpg.add_theme_style(dpg.mvStyleVar_FrameRounding, 4)
-            dpg.add_theme_style(dpg.mvStyleVar_ItemSpacing, 6, 4)
-            dpg.add_theme_color(dpg.mvThemeCol_WindowBg, (24, 26, 30, 255))
-            dpg.add_theme_color(dpg.mvThemeCol_ChildBg, (30, 32, 37, 255))
-        dpg.bind_theme(theme)
-
-    def _section(self, label: str, parent: int | str | None = None, open_: bool = True) -> int:
-        kwargs = {"parent": parent} if parent is not None else {}
-        return dpg.add_collapsing_header(label=label, default_open=open_, **kwargs)
-
     def _build_controls(self) -> None:
         m = self.model
         with dpg.group(horizontal=True):
@@ -159,6 +144,7 @@ class SettingsEditorApp:
             self.character_text = dpg.add_text("", wrap=self.layout.controls_w - 30, color=(180, 200, 220))
             dpg.add_text("Emotion [Ctrl+E, then Up/Down/Home/End]")
             self.emotion_list = dpg.add_listbox([], num_items=8, width=-1, callback=self._on_emotion_clicked)
+            self.hotkeys.add_list(self.emotion_list, m.emotions, lambda name: self._act(m.set_emotion, name))
             with dpg.group(horizontal=True):
                 b = dpg.add_button(label="Load templates [Ctrl+Shift+E]", callback=self.open_templates_dialog)
                 tooltip(
@@ -281,7 +267,7 @@ class SettingsEditorApp:
     def _build_speech(self) -> None:
         ok, why = self._speech_available()
         if not ok:
-            dpg.add_text(f"Speech test unavailable: {why}", wrap=self.layout.controls_w - 30, color=(230, 180, 90))
+            dpg.add_text(f"Speech test unavailable: {why}", wrap=self.layout.controls_w - 30, color=WARN_COLOUR)
             return
         voices = list(self.speaker.voices())
         self.w_voice = dpg.add_combo(voices, label="Voice", default_value=voices[0] if voices else "", width=180)
@@ -373,112 +359,68 @@ class SettingsEditorApp:
         self._rec_text = dpg.draw_text((10, 68), "", color=(255, 60, 60, 255), size=18, parent=dl)
 
     def _build_handlers(self) -> None:
-        with dpg.handler_registry():
-            dpg.add_key_press_handler(callback=self._on_key)
+        m, h, k = self.model, self.hotkeys, dpg
+        h.add(k.mvKey_O, "Load character", self.open_character_dialog, ctrl=True)
+        h.add(k.mvKey_R, "Reload character from disk (also automatic when its files change)",
+              lambda: self._act(m.reload_character), ctrl=True)  # fmt: skip
+        h.add(
+            k.mvKey_E, "Focus the emotion list (then Up/Down/Home/End switch at once)", self.focus_emotions, ctrl=True
+        )
+        h.add(k.mvKey_E, "Load emotion templates", self.open_templates_dialog, ctrl=True, shift=True)
+        h.add(k.mvKey_B, "Load backdrop image", self.open_backdrop_dialog, ctrl=True)
+        h.add(k.mvKey_T, "Start/stop the generic talking animation", self.toggle_talking, ctrl=True)
+        h.add(k.mvKey_P, "Pause/resume the animation", self.toggle_pause, ctrl=True)
+        h.add(k.mvKey_A, "Load settings", self.open_settings_dialog, ctrl=True, shift=True)
+        h.add(k.mvKey_S, "Save settings as", self.save_settings_as_dialog, ctrl=True, shift=True)
+        h.add(k.mvKey_S, "Speak / stop speaking (when speech is available)", self.toggle_speaking, ctrl=True)
+        h.add(k.mvKey_F12, "Screenshot of the avatar (PNG; transparent unless 'with backdrop')", self.screenshot_dialog)
+        h.add(k.mvKey_F1, "This help card", self.show_help)
+        h.add(k.mvKey_F11, "Fullscreen", self.toggle_fullscreen)
+        h.note("Up/Down/Home/End", "Switch emotion (after Ctrl+E or a click in the list)")
+        h.note("Esc / Enter", "Close / accept a dialog")
+        h.note("Ctrl+click", "Type an exact value into a slider")
+        h.install()
 
     # ====================================================================================================== dialogs
 
     def show_error(self, message: str, title: str = "Error") -> None:
-        """A modal message (queued when another modal is open: DearPyGui cannot stack modals)."""
         logger.warning("%s: %s", title, message)
-        self._dialog_queue.append((title, message))
-
-    def _open_next_dialog(self) -> None:
-        if self._modal is not None or not self._dialog_queue:
-            return
-        title, message = self._dialog_queue.pop(0)
-        w, h = 640, 0
-        with dpg.window(
-            label=title,
-            modal=True,
-            no_collapse=True,
-            width=w,
-            autosize=True,
-            pos=(max(0, (self.layout.width - w) // 2), 200),
-            on_close=self._close_modal,
-        ) as win:
-            dpg.add_text(message, wrap=w - 20)
-            with dpg.group(horizontal=True):
-                if self._confirm_action is not None and title == "Unsaved changes":
-                    dpg.add_button(label="Discard changes", callback=self._confirm)
-                    dpg.add_button(label="Cancel", callback=self._close_modal)
-                else:
-                    dpg.add_button(label="OK", callback=self._close_modal, width=80)
-        del h
-        self._modal = win
-
-    def _close_modal(self) -> None:
-        if self._modal is not None:
-            dpg.delete_item(self._modal)
-            self._modal = None
-        self._confirm_action = None
-
-    def _confirm(self) -> None:
-        action = self._confirm_action
-        self._close_modal()
-        if action is not None:
-            action()
+        self.dialogs.error(message, title)
 
     def confirm_discard(self, action: Callable[[], None]) -> None:
         """Run ``action`` now, or after the user agrees to lose unsaved settings changes."""
         if not self.model.dirty:
             action()
             return
-        self._confirm_action = action
-        self._dialog_queue.insert(0, ("Unsaved changes", "The settings have unsaved changes. Discard them?"))
+        self.dialogs.confirm("Unsaved changes", "The settings have unsaved changes. Discard them?", action,
+                             yes="Discard changes", no="Keep editing")  # fmt: skip
 
     @property
     def modal_open(self) -> bool:
-        return self._modal is not None or self._file_dialog_open()
-
-    def _file_dialog_open(self) -> bool:
-        dialog = getattr(self, "_file_dialog", None)
-        return dialog is not None and dpg.does_item_exist(dialog) and dpg.is_item_shown(dialog)
+        return self.dialogs.is_open
 
     def file_dialog(
         self,
         title: str,
-        on_path: Callable[[Path], None],
+        on_path: Callable[[Path], Any],
         extensions: tuple[str, ...] = (),
         folder: Path | None = None,
         *,
         directory: bool = False,
         default_name: str = "",
     ) -> None:
-        """A DearPyGui file dialog; ``on_path`` gets the chosen path (errors it raises become dialogs)."""
-        if self._file_dialog_open():
-            return
+        """A file (or folder) dialog; ``on_path`` runs as an action (its errors become dialogs)."""
+        folder = folder if folder is not None and folder.is_dir() else Path.cwd()
 
-        def chosen(sender: Any, app_data: dict) -> None:
-            path = app_data.get("file_path_name") if not directory else app_data.get("current_path")
-            dpg.delete_item(sender)
-            self._file_dialog = None
-            if path:
-                self._act(on_path, Path(path))
+        def picked(path: Path) -> None:
+            self._act(on_path, path)
 
-        def cancelled(sender: Any, app_data: Any) -> None:
-            dpg.delete_item(sender)
-            self._file_dialog = None
-
-        kwargs: dict[str, Any] = {}
-        if folder is not None and folder.is_dir():
-            kwargs["default_path"] = str(folder)
-        if default_name:
-            kwargs["default_filename"] = default_name
-        with dpg.file_dialog(
-            label=title,
-            directory_selector=directory,
-            show=True,
-            modal=True,
-            callback=chosen,
-            cancel_callback=cancelled,
-            width=900,
-            height=560,
-            **kwargs,
-        ) as fd:
-            for ext in extensions:
-                dpg.add_file_extension(ext)
-        self._file_dialog = fd
+        if directory:
+            self.dialogs.pick_folder(title, folder, picked)
+        elif default_name:
+            self.dialogs.save_file(title, extensions, folder, default_name, picked)
+        else:
+            self.dialogs.open_file(title, extensions, folder, picked)
 
     # ====================================================================================================== actions
 
@@ -493,23 +435,23 @@ class SettingsEditorApp:
 
     def open_character_dialog(self) -> None:
         folder = self.model.character_path().parent
-        self.file_dialog("Load character", self.model.load_character, ("Images (*.png){.png}", ".*"), folder)
+        self.file_dialog("Load character", self.model.load_character, (".png",), folder)
 
     def open_templates_dialog(self) -> None:
-        self.file_dialog("Load emotion templates", self.model.load_templates, (".json", ".*"), asset_path("emotions"))
+        self.file_dialog("Load emotion templates", self.model.load_templates, (".json",), asset_path("emotions"))
 
     def open_backdrop_dialog(self) -> None:
         self.file_dialog(
             "Load backdrop",
             self.model.load_backdrop,
-            ("Images (*.png *.jpg *.webp){.png,.jpg,.jpeg,.webp}", ".*"),
+            ("Images (*.png *.jpg *.webp){.png,.jpg,.jpeg,.webp}",),
             asset_path("backdrops"),
         )
 
     def open_settings_dialog(self) -> None:
         self.confirm_discard(
             lambda: self.file_dialog(
-                "Load settings", self.load_settings, (".json", ".*"), settingsmod.user_settings_path().parent
+                "Load settings", self.load_settings, (".json",), settingsmod.user_settings_path().parent
             )
         )
 
@@ -582,23 +524,13 @@ class SettingsEditorApp:
         dpg.toggle_viewport_fullscreen()
 
     def show_help(self) -> None:
-        rows = "\n".join(f"{key:<14} {what}" for key, what in HOTKEYS)
-        self._dialog_queue.append(
-            (
-                "Help",
-                "Hotkeys (ignored while typing or while a dialog is open):\n\n"
-                + rows
-                + "\n\nAll changes apply live. Save writes the animator settings, crop, backdrop "
-                "and the postprocessor chain (order and duplicates kept).",
-            )
-        )
+        show_help(self.hotkeys, f"{TITLE}: keys", HELP_NOTES)
 
     def _on_emotion_clicked(self, sender: Any, name: str) -> None:
         self._act(self.model.set_emotion, name)
 
     def focus_emotions(self) -> None:
-        dpg.focus_item(self.emotion_list)
-        self._emotion_focus = True
+        self.hotkeys.focus_list(self.emotion_list)
 
     def _on_preset(self, sender: Any, name: str) -> None:
         path = self.model.chain_presets().get(name)
@@ -619,44 +551,6 @@ class SettingsEditorApp:
 
     def load_backdrop(self, path: Path) -> None:
         self._act(self.model.load_backdrop, path)
-
-    # ======================================================================================================= hotkeys
-
-    def _typing(self) -> bool:
-        """A text field (or a slider being typed into) owns the keyboard."""
-        return dpg.is_any_item_active()
-
-    def _on_key(self, sender: Any, key: int) -> None:
-        if key == dpg.mvKey_Escape and self._modal is not None:
-            self._close_modal()
-            return
-        if self.modal_open or self._typing():
-            return
-        ctrl = dpg.is_key_down(dpg.mvKey_LControl) or dpg.is_key_down(dpg.mvKey_RControl)
-        shift = dpg.is_key_down(dpg.mvKey_LShift) or dpg.is_key_down(dpg.mvKey_RShift)
-        m = self.model
-        table: dict[tuple[bool, bool, int], Callable[[], Any]] = {
-            (True, False, dpg.mvKey_O): self.open_character_dialog,
-            (True, False, dpg.mvKey_R): lambda: self._act(m.reload_character),
-            (True, False, dpg.mvKey_E): self.focus_emotions,
-            (True, True, dpg.mvKey_E): self.open_templates_dialog,
-            (True, False, dpg.mvKey_B): self.open_backdrop_dialog,
-            (True, False, dpg.mvKey_T): self.toggle_talking,
-            (True, False, dpg.mvKey_P): self.toggle_pause,
-            (True, True, dpg.mvKey_A): self.open_settings_dialog,
-            (True, True, dpg.mvKey_S): self.save_settings_as_dialog,
-            (True, False, dpg.mvKey_S): self.toggle_speaking,
-            (False, False, dpg.mvKey_F1): self.show_help,
-            (False, False, dpg.mvKey_F11): self.toggle_fullscreen,
-            (False, False, dpg.mvKey_F12): self.screenshot_dialog,
-            (False, False, dpg.mvKey_Up): lambda: self._act(m.step_emotion, -1),
-            (False, False, dpg.mvKey_Down): lambda: self._act(m.step_emotion, 1),
-            (False, False, dpg.mvKey_Home): lambda: self._act(m.step_emotion, to="first"),
-            (False, False, dpg.mvKey_End): lambda: self._act(m.step_emotion, to="last"),
-        }
-        action = table.get((ctrl, shift, key))
-        if action is not None:
-            action()
 
     # ====================================================================================================== refresh
 
@@ -835,15 +729,17 @@ class SettingsEditorApp:
                     self._bg_result = (key, model.render_backdrop(lay.view_w, lay.view_h))
                 except Exception as exc:  # a broken filter or image: show it, keep the old backdrop
                     logger.exception("backdrop")
-                    self._bg_result = None
-                    self.show_error(f"Could not render the backdrop: {exc}")
+                    self._bg_result = ("error", f"Could not render the backdrop: {exc}")
 
             self._bg_thread = threading.Thread(target=work, name="backdrop", daemon=True)
             self._bg_thread.start()
         result, self._bg_result = self._bg_result, None
         if result is None:
             return
-        _, scene = result
+        tag, scene = result
+        if tag == "error":
+            self.show_error(scene)
+            return
         h, w = scene.shape[:2]
         buf = np.ascontiguousarray(scene, dtype=np.float32).ravel()
         tex = dpg.add_raw_texture(w, h, buf, format=dpg.mvFormat_Float_rgba, parent=self._registry)
@@ -884,11 +780,15 @@ class SettingsEditorApp:
         self._upload_frame()
         self._update_view()
         self._refresh_texts()
-        self._open_next_dialog()
         dpg.render_dearpygui_frame()
         self.gui_frames += 1
+        now = time.monotonic()
+        rest = self._last_step + 1.0 / MAX_GUI_FPS - now
         if self.model.paused:
-            time.sleep(IDLE_SLEEP_S)
+            rest = max(rest, IDLE_SLEEP_S)
+        if rest > 0:
+            time.sleep(rest)
+        self._last_step = time.monotonic()
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
         while dpg.is_dearpygui_running() and not self.quit_requested:
