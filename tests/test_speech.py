@@ -463,10 +463,12 @@ def test_speaker_stop_at_any_time(synth):
     deadline = time.monotonic() + 30
     while not any(c[0] == "set" for c in target.calls) and time.monotonic() < deadline:
         time.sleep(0.01)
-    speaker.stop()
-    assert done.is_set() and not speaker.speaking and not speaker.player.playing()
+    speaker.stop(wait=False)  # silent and mouth released at once, even while a sentence is still synthesizing
+    assert not speaker.player.playing()
     assert target.calls[-1] == ("unset", list(MOUTH_KEYS))
     assert not set(animator.overrides) & set(MOUTH_KEYS)
+    assert speaker.wait(30) and done.is_set() and not speaker.speaking
+    assert target.calls[-1] == ("unset", list(MOUTH_KEYS))  # nothing set after the stop
 
 
 def test_export_audio(synth, tmp_path):

@@ -166,12 +166,15 @@ class Speaker:
                 else:
                     while player.playing() and not stop.wait(0.01):
                         pass
+        except Exception as err:
+            log.exception("speech playback failed")
+            self.last_error = f"speech playback failed: {err}"
         finally:
-            if stop.is_set():
-                player.stop()
+            stop.set()
+            player.stop()
             if driver is not None:
                 driver.release()
-            producer.join()
+            producer.join()  # a sentence being synthesized cannot be interrupted; torch must not outlive Python
             if on_done is not None:
                 try:
                     on_done()
@@ -189,15 +192,19 @@ class Speaker:
         driver.clock = lambda: time.monotonic() - t0 - lead  # runs from -lead to 0, where the audio starts
         driver.run(track, lambda: time.monotonic() - t0 < lead and not stop.is_set())
 
-    def stop(self) -> None:
-        """Stop speaking now (audio and lipsync); the mouth returns smoothly to the emotion's shape."""
+    def stop(self, wait: bool = True) -> None:
+        """Stop speaking now: audio and lipsync stop at once and the mouth returns smoothly to the emotion's shape.
+
+        With ``wait`` this also waits for a sentence still being synthesized (up to about a second on a CPU);
+        a GUI can pass ``wait=False`` and watch :attr:`speaking` or ``on_done``.
+        """
         self._stop.set()
         if self._driver is not None:
             self._driver.stop()
         if self._player is not None:
             self._player.stop()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if wait and thread is not None and thread is not threading.current_thread():
             thread.join()
 
     def wait(self, timeout: float | None = None) -> bool:
