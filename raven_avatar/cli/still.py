@@ -63,9 +63,15 @@ def run(args: argparse.Namespace) -> int:
             values = _read_pose(args.pose)
         elif args.emotion:
             templates = load_templates(character.path)
-            if args.emotion not in templates:
-                raise ValueError(f"unknown emotion {args.emotion!r}; known: {', '.join(sorted(templates))}")
-            template = templates[args.emotion]
+            for p in templates.problems:
+                log.warning("%s", p)
+            if args.emotion == "zero":
+                template = templates.zero
+            elif args.emotion not in templates:
+                raise ValueError(f"unknown emotion {args.emotion!r}; known: {', '.join(sorted(templates))}, zero")
+            else:
+                template = templates[args.emotion]
+            log.info("emotion %s from %s", args.emotion, templates.sources.get(args.emotion, "factory"))
             values, cels = template.pose, template.cels
         vector, problems = posemod.pose_from_dict(values)
         for p in problems:
