@@ -42,14 +42,21 @@ def _draw_cel(path: Path, box=(200, 120, 240, 140), colour=(255, 80, 80, 160)) -
     return path
 
 
-def _png_bytes(width: int, height: int, colour_type: int, bit_depth: int, rows: bytes) -> bytes:
-    """A minimal PNG writer, for formats Pillow cannot write (16-bit RGBA)."""
+def _png_bytes(width: int, height: int, colour_type: int, bit_depth: int, rows: bytes, trns: bytes = b"") -> bytes:
+    """A minimal PNG writer, for formats Pillow cannot write (16-bit RGBA, 16-bit grey with a tRNS colour)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    extra = chunk(b"tRNS", trns) if trns else b""
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + extra
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_loads_rgba_as_linear_straight_alpha(tmp_path):
@@ -100,6 +107,9 @@ def test_rgb_without_alpha_is_a_clear_error(tmp_path):
     PIL.Image.new("RGB", (512, 512), (10, 20, 30)).save(path)
     with pytest.raises(CharacterError, match=r"flat\.png.*no alpha channel"):
         load_character(path)
+    PIL.Image.new("RGB", (512, 512), (10, 20, 30)).quantize(8).save(path)  # palette, no transparent entry
+    with pytest.raises(CharacterError, match=r"flat\.png.*no alpha channel \(mode P\)"):
+        load_character(path)
 
 
 def test_palette_with_trns_is_converted(tmp_path):
@@ -130,6 +140,15 @@ def test_la_and_16bit_rgba_are_converted(tmp_path):
     deep.write_bytes(_png_bytes(w, h, 6, 16, row * h))
     c = load_character(deep)
     torch.testing.assert_close(c.image[:, 10, 10], torch.tensor([1.0, _srgb_to_linear(128 / 255), 0.0, 1.0]))
+    assert torch.all(c.image[:, 10, 500] == 0)
+
+    # 16-bit grey with a transparent grey level (tRNS): left half grey 40000/65535, right half transparent.
+    row = b"\x00" + struct.pack(">H", 40000) * (w // 2) + struct.pack(">H", 7) * (w // 2)
+    grey = tmp_path / "grey16.png"
+    grey.write_bytes(_png_bytes(w, h, 0, 16, row * h, trns=struct.pack(">H", 7)))
+    c = load_character(grey)
+    level = _srgb_to_linear(round(40000 / 257) / 255)
+    torch.testing.assert_close(c.image[:, 10, 10], torch.tensor([level, level, level, 1.0]))
     assert torch.all(c.image[:, 10, 500] == 0)
 
 
