@@ -154,6 +154,18 @@ def test_split_sentences():
     assert split_sentences("  ... \n !") == []
 
 
+def test_clean_text_drops_markdown_and_emoji():
+    text = "# Title\n**Hello** _world_ 😀👍🏽!\n- item one\n> quoted `code`\n1. First, snake_case stays.\n3.14 is pi"
+    assert tts.clean_text(text).splitlines() == [
+        "Title",
+        "Hello world !",
+        "item one",
+        "quoted code",
+        "First, snake_case stays.",
+        "3.14 is pi",
+    ]
+
+
 def test_chunk_phonemes_cuts_at_punctuation_within_the_limit():
     ps = ", ".join(["həlˈO wˈɜːld"] * 80) + "."
     chunks = tts.chunk_phonemes(ps)

@@ -47,7 +47,7 @@ _GROUPS = {
     "mouth_uuu_index": "uʊ",
     "mouth_eee_index": "flnstTzʒɛɾe",
     "mouth_ooo_index": "wʃʤʧɔɒo",
-    "mouth_delta": "dhəɜᵊæᵻ",
+    "mouth_delta": "dhəɜᵊæᵻɚɐ",  # ɚ ɐ: espeak-ng's r-coloured and open schwas
     _KEEP: "ːˈˌ,;:",
     _MAYBE_CLOSE: ".!?",
 }

@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import threading
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ DOWNLOAD_HINT = "run `python -m raven_avatar.engine.speech download` once with n
 INSTALL_HINT = "install the speech extra: `pip install raven-avatar[speech]`"
 
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "jr", "sr", "no", "fig"}
+_LINE_PREFIX = re.compile(r"^\s*(#{1,6}\s+|[-*+>]\s+|\d+[.)]\s+)")
+_MARKUP = re.compile(r"\*+|(?<!\w)_+|_+(?!\w)|`+|~~")
 _CLOSERS = "\"'”’)]"
 _MAYBE_END = re.compile(r"(?<=[.!?…\"'”’)\]])\s+")
 
@@ -69,6 +72,20 @@ class Utterance:
     @property
     def duration(self) -> float:
         return len(self.audio) / self.sample_rate
+
+
+def _speakable(c: str) -> bool:
+    """False for emoji and other pictographs, which espeak would read out by name ("grinning face")."""
+    return not (unicodedata.category(c) == "So" or c in "\u200d\ufe0f" or 0x1F000 <= ord(c) <= 0x1FAFF)
+
+
+def clean_text(text: str) -> str:
+    """Drop what should not be read aloud: Markdown markers (emphasis, code, headings, bullets, quotes) and emoji."""
+    lines = []
+    for line in text.splitlines():
+        line = _MARKUP.sub("", _LINE_PREFIX.sub("", line))
+        lines.append("".join(c for c in line if _speakable(c)))
+    return "\n".join(lines)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -291,7 +308,8 @@ class Synthesizer:
         return Utterance(text=text, phonemes=phonemes, audio=audio, timeline=timeline)
 
     def synthesize(self, text: str, voice: str = DEFAULT_VOICE, speed: float = 1.0) -> Iterator[Utterance]:
-        """One :class:`Utterance` per sentence (long sentences in several), lazily, in order."""
-        for sentence in split_sentences(text):
+        """One :class:`Utterance` per sentence (long sentences in several), lazily, in order; Markdown markers and
+        emoji are not read out (:func:`clean_text`)."""
+        for sentence in split_sentences(clean_text(text)):
             for chunk in chunk_phonemes(self.phonemize(sentence)):
                 yield self.synthesize_phonemes(chunk, voice, speed, text=sentence)
