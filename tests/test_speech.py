@@ -172,6 +172,8 @@ def test_chunk_phonemes_cuts_at_punctuation_within_the_limit():
     assert len(chunks) > 1 and all(len(c) <= tts.MAX_PHONEMES for c in chunks)
     assert all(c.endswith((",", ".")) for c in chunks)
     assert " ".join(chunks).replace(" ", "") == ps.replace(" ", "")
+    assert [len(c) for c in tts.chunk_phonemes("a" * 1100)] == [510, 510, 80]
+    assert tts.chunk_phonemes("a" * 509 + ".b") == ["a" * 509 + ".", "b"]
 
 
 def test_phoneme_timeline_from_durations():

@@ -111,11 +111,11 @@ def chunk_phonemes(phonemes: str, limit: int = MAX_PHONEMES) -> list[str]:
     chunks = []
     rest = phonemes.strip()
     while len(rest) > limit:
-        window = rest[: limit + 1]
-        cut = max((window.rfind(c) for c in ".!?;:,—"), default=-1)
+        window = rest[:limit]
+        cut = max(window.rfind(c) for c in ".!?;:,—")
         if cut <= 0:
             cut = window.rfind(" ")
-        cut = cut if cut > 0 else limit
+        cut = cut if cut > 0 else limit - 1  # no break anywhere: cut mid-word
         chunks.append(rest[: cut + 1].strip())
         rest = rest[cut + 1 :].strip()
     if rest:
