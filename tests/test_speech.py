@@ -555,7 +555,7 @@ def mouth_frame(animator: Animator) -> np.ndarray:
 
 def test_record_speech_png_sequence(synth, tmp_path):
     animator = make_animator()
-    speaker = Speaker(animator, synthesizer=synth, silent=True)
+    speaker = Speaker(animator, synthesizer=synth, silent=True, offset=-0.3)
     rec = record_speech(
         speaker, "Papa had a car.", lambda: mouth_frame(animator), tmp_path / "rec", fps=30, voice="test_a"
     )
@@ -577,6 +577,9 @@ def test_record_speech_png_sequence(synth, tmp_path):
 
     red = [np.asarray(Image.open(tmp_path / "rec" / f))[0, 0, 0] for f in pngs]
     assert max(red) > 100 and red[0] == 0
+    first_open = next(t for t, r in zip(times, red, strict=True) if r > 0)
+    assert first_open > utt["start"]  # recorded at offset 0: the mouth opens after the audio starts, not before
+    assert speaker.offset == -0.3  # the live offset is restored
 
 
 def test_recorder_video_file(tmp_path):

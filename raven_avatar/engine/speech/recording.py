@@ -9,7 +9,8 @@ recorder's clock, so they line up however fast the renderer runs; the frame rate
   ``timing.json``: ``{"fps", "frames": [{"file", "t"}], "audio": {"file", "sample_rate", "duration"},
   "utterances": [{"start", "end"}]}`` (seconds from the first frame).
 
-Record with the lipsync ``offset`` at 0: the frames are stamped when rendered, so the video shows no pipeline delay.
+The lipsync ``offset`` is 0 while recording (:func:`record_speech` sets it): frames are stamped when rendered, so
+there is no display delay to absorb.
 """
 
 from __future__ import annotations
@@ -230,8 +231,8 @@ def record_speech(
     tail: float = 0.3,
 ) -> SpeechRecorder:
     """Speak ``text`` with ``speaker`` while rendering frames with ``render()`` (paced to at most ``fps``) into
-    ``path``; renders ``tail`` seconds more after the speech so the mouth is seen closing. Returns the closed
-    recorder (``frame_times``, ``utterances``, ``fps``)."""
+    ``path``; renders ``tail`` seconds more after the speech so the mouth is seen closing. The speaker's AV offset
+    is 0 meanwhile. Returns the closed recorder (``frame_times``, ``utterances``, ``fps``)."""
     from . import tts
 
     ok, why = speaker.available()
@@ -239,6 +240,7 @@ def record_speech(
         raise RuntimeError(why)
     recorder = SpeechRecorder(path, sample_rate=tts.SAMPLE_RATE)
     done = threading.Event()
+    offset, speaker.offset = speaker.offset, 0.0  # frames are stamped when rendered: no pipeline delay to absorb
     speaker.speak(text, voice or tts.DEFAULT_VOICE, speed, on_done=done.set, recorder=recorder)
     end: float | None = None
     next_t: float | None = None
@@ -253,6 +255,7 @@ def record_speech(
                 end = recorder.time() + tail
     finally:
         speaker.stop()
+        speaker.offset = offset
         recorder.close()
     if speaker.last_error:
         raise RuntimeError(speaker.last_error)
