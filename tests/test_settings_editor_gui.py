@@ -334,6 +334,19 @@ def test_reference_presets_load_into_the_widgets(driver, name):
     assert dpg.get_value(app.w_crop_on) == crop["enabled"]
 
 
+def test_dropped_files_open_by_kind(driver, env):
+    app, model = driver.app, driver.model
+    scene = env["root"] / "dropped_scene.png"
+    PIL.Image.new("RGBA", (64, 48), (200, 30, 30, 255)).save(scene)
+    app.filedrop.inject([scene])
+    driver.pump_until(lambda: model.settings["backdrop_path"] == str(scene.resolve()), 10, "the dropped backdrop")
+    model.set_setting("backdrop_color", [0.1, 0.1, 0.1, 1.0])
+    app.filedrop.inject([REFERENCE / "redsepia.json"])  # unsaved changes: asks first
+    driver.pump_until(lambda: app.dialogs.open_kind == "confirm", 10, "the unsaved-changes question")
+    app.dialogs.accept()
+    driver.pump_until(lambda: model.settings_path == REFERENCE / "redsepia.json", 10, "the dropped settings")
+
+
 def test_bad_files_give_dialogs(driver, env):
     app = driver.app
     bad_json = env["root"] / "broken.json"

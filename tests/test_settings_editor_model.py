@@ -15,7 +15,7 @@ import pytest
 from raven_avatar.engine import settings as settingsmod
 from raven_avatar.settings_editor import backdrop as bd
 from raven_avatar.settings_editor.chain_edit import EditableChain
-from raven_avatar.settings_editor.recorder import TIMING_FILE, Recorder
+from raven_avatar.settings_editor.recorder import TIMING_FILE, VIDEO_FILE, Recorder
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
 
@@ -82,19 +82,24 @@ def test_over_blends_straight_alpha():
 # ---------------------------------------------------------------------------------------------------- recorder
 
 
-def test_recorder_writes_frames_and_timing(tmp_path):
-    rec = Recorder(tmp_path / "rec", fps=25)
-    for i, t in enumerate([10.0, 10.04, 10.1]):
+def test_recorder_writes_frames_timing_and_real_speed_webm(tmp_path):
+    rec = Recorder(tmp_path / "rec", fps=25, video=True)
+    for i, t in enumerate([10.0, 10.04, 10.2]):
         frame = np.zeros((8, 6, 4), np.float32)
         frame[..., 0] = i / 2
         frame[..., 3] = 1
         rec.add(frame, t)
     timing = json.loads(rec.stop().read_text())
-    assert [f["t"] for f in timing["frames"]] == pytest.approx([0.0, 0.04, 0.1])
-    assert timing["size"] == [6, 8] and timing["fps"] == 25
+    assert rec.error is None
+    assert [f["t"] for f in timing["frames"]] == pytest.approx([0.0, 0.04, 0.2])
+    assert timing["fps"] == 25
     last = np.asarray(PIL.Image.open(tmp_path / "rec" / timing["frames"][2]["file"]))
     assert last.shape == (8, 6, 4) and last[0, 0, 0] == 255
     assert (tmp_path / "rec" / TIMING_FILE).exists()
+    av = pytest.importorskip("av")
+    with av.open(str(tmp_path / "rec" / VIDEO_FILE)) as container:
+        count = sum(1 for _ in container.decode(video=0))
+    assert count == 6  # 0.2 s at 25 fps: ticks 0..5, the slow third frame held, not played fast
 
 
 # ------------------------------------------------------------------------------------------- model over an Avatar
@@ -253,6 +258,33 @@ def test_broken_character_reports_an_error_event(model, tmp_path):
     model.tick()
     assert any(e.error and "bad.png" in e.message for e in model.events)
     assert model.character_path() == before  # the previous character stays
+
+
+def test_files_are_opened_by_what_they_hold(model, tmp_path):
+    from raven_avatar.settings_editor.model import ActionError
+
+    opaque = tmp_path / "scene.jpg"
+    PIL.Image.new("RGB", (32, 24), (200, 10, 10)).save(opaque)
+    rgba_but_opaque = tmp_path / "scene_rgba.png"
+    PIL.Image.new("RGBA", (32, 24), (0, 10, 200, 255)).save(rgba_but_opaque)
+    transparent = tmp_path / "someone.png"
+    PIL.Image.new("RGBA", (32, 24), (0, 0, 0, 0)).save(transparent)
+    templates = tmp_path / "more_emotions.json"
+    templates.write_text((REFERENCE / "surprise.json").read_text())
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    assert model.classify_file(opaque) == "backdrop"
+    assert model.classify_file(rgba_but_opaque) == "backdrop"
+    assert model.classify_file(transparent) == "character"
+    assert model.classify_file(REFERENCE / "redsepia.json") == "settings"
+    assert model.classify_file(templates) == "templates"
+    with pytest.raises(ActionError, match="not an image"):
+        model.classify_file(text)
+    assert model.open_file(rgba_but_opaque) == "backdrop"
+    assert model.settings["backdrop_path"] == str(rgba_but_opaque.resolve())
+    model.settings["backdrop_path"] = "dusk.png"  # a shipped backdrop, by name
+    model._load_backdrop_from_settings()
+    assert model.backdrop_image is not None
 
 
 @pytest.mark.slow

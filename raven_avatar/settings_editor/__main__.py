@@ -31,6 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _speaker(avatar):
+    """The speech test's Speaker (lipsync onto ``avatar``), or None when the speech package cannot be imported."""
+    try:
+        from raven_avatar.engine.speech import Speaker
+    except ImportError as exc:
+        log.warning("speech test unavailable: %s", exc)
+        return None
+    return Speaker(avatar)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
@@ -61,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     link = EngineLink(avatar)
     model = EditorModel(link, settings=settings, settings_path=settings_path)
-    app = SettingsEditorApp(model, width=args.width, height=args.height, speaker=None)
+    app = SettingsEditorApp(model, width=args.width, height=args.height, speaker=_speaker(avatar))
     app.build()
     for message in startup_errors:
         app.show_error(message, "Settings problems")
@@ -76,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             app.run()
     finally:
+        if app.speaker is not None:
+            app.speaker.stop()
         link.close()
         app.close()
     return 0

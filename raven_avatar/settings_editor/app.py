@@ -22,6 +22,7 @@ from raven_avatar.engine import settings as settingsmod
 from raven_avatar.engine import upscaler as upscalermod
 from raven_avatar.engine.paths import asset_path
 from raven_avatar.gui.dialogs import Dialogs
+from raven_avatar.gui.filedrop import FileDrop
 from raven_avatar.gui.helpcard import show_help
 from raven_avatar.gui.hotkeys import HotkeyTable
 from raven_avatar.gui.theme import WARN_COLOUR, apply_theme
@@ -45,7 +46,7 @@ class Layout:
 
     width: int
     height: int
-    controls_w: int = 380
+    controls_w: int = 410
     post_w: int = 470
     margin: int = 8
     status_h: int = 26
@@ -69,8 +70,12 @@ HELP_NOTES = (
     "switched-off filters are not saved.",
     "The character reloads by itself when its PNG or cels change on disk; a half-written file keeps the last good "
     "version. Emotion templates saved by the pose editor are picked up the same way.",
-    "Drag and drop of files is not available: DearPyGui 2.x has no OS file-drop event.",
+    "Drop files on the window: a transparent image loads as the character, an opaque one as the backdrop, a JSON "
+    "file as settings or emotion templates (whichever it holds).",
 )
+
+
+DEMO_TEXT = "Hello! This is a speech test. The quick brown fox jumps over the lazy dog."
 
 
 class SettingsEditorApp:
@@ -96,6 +101,8 @@ class SettingsEditorApp:
         self._next_visibility = 0.0
         self._emotion_items: list[str] = []
         self.quit_requested = False
+        self._speech_ok = False
+        self._was_speaking = False
         self._last_step = 0.0
 
     # ========================================================================================================= build
@@ -104,9 +111,15 @@ class SettingsEditorApp:
         dpg.create_context()
         dpg.configure_app(manual_callback_management=True)
         dpg.create_viewport(
-            title=TITLE, width=self.layout.width, height=self.layout.height, min_width=1000, min_height=700
+            title=TITLE,
+            width=self.layout.width,
+            height=self.layout.height,
+            min_width=1000,
+            min_height=700,
+            disable_close=True,  # the close button asks first when there are unsaved changes (request_quit)
         )
         dpg.set_viewport_resize_callback(lambda: self._relayout())
+        dpg.set_exit_callback(self.request_quit)
         apply_theme()
         self.dialogs = Dialogs()
         self.hotkeys = HotkeyTable(self.dialogs)
@@ -128,6 +141,9 @@ class SettingsEditorApp:
         dpg.show_viewport()
         dpg.set_primary_window(self.main, True)
         self._visibility = WindowVisibility(TITLE)
+        self.filedrop = FileDrop()
+        if not self.filedrop.install():
+            logger.warning("drag and drop is not available here; use the Load buttons")
 
     def _build_controls(self) -> None:
         m = self.model
@@ -210,7 +226,9 @@ class SettingsEditorApp:
             with dpg.group(horizontal=True):
                 self.rec_button = dpg.add_button(label="Record...", callback=self.toggle_recording)
                 self.w_rec_backdrop = dpg.add_checkbox(label="with backdrop")
+                self.w_rec_video = dpg.add_checkbox(label="+ WebM")
             tooltip(self.rec_button, "PNG sequence + timing.json (real frame times) into a folder you choose.")
+            tooltip(self.w_rec_video, "Also write recording.webm (VP9 with alpha, real speed) when you stop.")
 
         with dpg.collapsing_header(label="View", default_open=False):
             dpg.add_checkbox(
@@ -265,7 +283,7 @@ class SettingsEditorApp:
                 self._act(self.model.set_setting, "upscale_quality", o.mode)
 
     def _build_speech(self) -> None:
-        ok, why = self._speech_available()
+        ok, why = self._speech_ok, self._speech_why = self._speech_available()
         if not ok:
             dpg.add_text(f"Speech test unavailable: {why}", wrap=self.layout.controls_w - 30, color=WARN_COLOUR)
             return
@@ -275,7 +293,12 @@ class SettingsEditorApp:
             label="Speed", default_value=1.0, min_value=0.5, max_value=2.0, width=180
         )
         self.w_av_offset = dpg.add_slider_float(
-            label="AV offset (s)", default_value=0.0, min_value=-1.0, max_value=1.0, width=180
+            callback=lambda s_, a: setattr(self.speaker, "offset", a),
+            label="AV offset (s)",
+            default_value=0.0,
+            min_value=-1.0,
+            max_value=1.0,
+            width=180,
         )
         self.w_speech_text = dpg.add_input_text(hint="[Enter text to speak]", width=-1, multiline=True, height=60)
         self.speak_button = dpg.add_button(label="Speak [Ctrl+S]", callback=self.toggle_speaking)
@@ -491,13 +514,29 @@ class SettingsEditorApp:
             self._act(self.model.stop_recording)
             dpg.set_item_label(self.rec_button, "Record...")
             return
-        with_backdrop = dpg.get_value(self.w_rec_backdrop)
+        with_backdrop, video = dpg.get_value(self.w_rec_backdrop), dpg.get_value(self.w_rec_video)
 
         def start(folder: Path) -> None:
-            self.model.start_recording(folder / time.strftime("rec-%Y%m%d-%H%M%S"), with_backdrop=with_backdrop)
+            folder = folder / time.strftime("rec-%Y%m%d-%H%M%S")
+            self.model.start_recording(folder, with_backdrop=with_backdrop, video=video)
             dpg.set_item_label(self.rec_button, "Stop recording")
 
         self.file_dialog("Record into folder", start, (), Path.cwd(), directory=True)
+
+    def open_dropped(self, path: Path) -> None:
+        """A file dropped on the window: opened by what it is (settings ask first if there are unsaved changes)."""
+        kind = self._act(self.model.classify_file, path)
+        if kind == "settings":
+            self.confirm_discard(lambda: self._act(self.load_settings, path))
+        elif kind is not None:
+            self._act(self.model.open_file, path)
+
+    def request_quit(self) -> None:
+        """The window's close button: quit, after asking when the settings have unsaved changes."""
+        self.confirm_discard(self._quit)
+
+    def _quit(self) -> None:
+        self.quit_requested = True
 
     def toggle_talking(self) -> None:
         talking = self.model.toggle_talking()
@@ -508,17 +547,30 @@ class SettingsEditorApp:
         dpg.set_item_label(self.pause_button, "Resume [Ctrl+P]" if paused else "Pause [Ctrl+P]")
 
     def toggle_speaking(self) -> None:
-        if self.speaker is None:
+        if self.speaker is None or not self._speech_ok:
             return
         if self.speaker.speaking:
-            self.speaker.stop()
-        else:
+            self.speaker.stop(wait=False)
+            return
+        self.speaker.offset = dpg.get_value(self.w_av_offset)
+        try:
             self.speaker.speak(
-                dpg.get_value(self.w_speech_text) or "Hello! This is a speech test.",
+                dpg.get_value(self.w_speech_text).strip() or DEMO_TEXT,
                 voice=dpg.get_value(self.w_voice),
                 speed=dpg.get_value(self.w_voice_speed),
-                offset=dpg.get_value(self.w_av_offset),
             )
+        except RuntimeError as exc:  # e.g. the weights vanished since start-up
+            self.show_error(f"Cannot speak: {exc}")
+
+    def _update_speech(self) -> None:
+        if self.speaker is None or not self._speech_ok:
+            return
+        speaking = self.speaker.speaking
+        if speaking != self._was_speaking:
+            self._was_speaking = speaking
+            dpg.set_item_label(self.speak_button, "Stop speaking [Ctrl+S]" if speaking else "Speak [Ctrl+S]")
+            if not speaking and self.speaker.last_error:
+                self.show_error(self.speaker.last_error)
 
     def toggle_fullscreen(self) -> None:
         dpg.toggle_viewport_fullscreen()
@@ -581,7 +633,7 @@ class SettingsEditorApp:
             dpg.configure_item(self.emotion_list, items=names)
         if dpg.get_value(self.emotion_list) != m.emotion:
             dpg.set_value(self.emotion_list, m.emotion)
-        dpg.set_value(self.character_text, m.character_report())
+        dpg.set_value(self.character_text, f"{m.character_report()}\n{m.link.templates.summary()}")
         path = m.settings.get("backdrop_path")
         dpg.set_value(self.backdrop_text, f"Image: {Path(path).name}" if path else "No image (colour only)")
         where = m.settings_path.name if m.settings_path else "(not saved yet)"
@@ -699,7 +751,7 @@ class SettingsEditorApp:
         rec = m.recorder
         dpg.configure_item(
             self._rec_text,
-            text=f"REC {len(rec.frames)}"
+            text=f"REC {rec.count}"
             if rec is not None and int(time.monotonic() * 2) % 2 == 0
             else ("REC" if rec is not None else ""),
         )
@@ -777,6 +829,10 @@ class SettingsEditorApp:
                 problems = "\n".join(f"- {p}" for p in event.problems)
                 self.show_error(f"{event.message}\n{problems}" if problems else event.message)
         self.model.events.clear()
+        for drop in self.filedrop.take():
+            for path in drop:
+                self.open_dropped(path)
+        self._update_speech()
         self._upload_frame()
         self._update_view()
         self._refresh_texts()

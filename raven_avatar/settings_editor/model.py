@@ -28,6 +28,7 @@ from raven_avatar.engine import emotions as emotionsmod
 from raven_avatar.engine import settings as settingsmod
 from raven_avatar.engine.download import atomic_path
 from raven_avatar.engine.export import encode_png
+from raven_avatar.engine.paths import asset_path
 from raven_avatar.engine.postprocessor import ChainError
 
 from . import backdrop as backdropmod
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 PUSH_DEBOUNCE_S = 0.15  # slider drags: push settings after this long without another change
 RELOAD_DEBOUNCE_S = 0.5  # file changes: reload after the files stayed unchanged this long
 CROP_MIN_GAP = 0.05  # opposite crop edges stay at least this far apart
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 WATCH_INTERVAL_S = 0.25  # how often the character and template files are checked for changes
 
 
@@ -321,6 +323,42 @@ class EditorModel:
             raise ActionError(f"{path}: {exc}") from None
         return path
 
+    # ------------------------------------------------------------------------------------------------ opening files
+
+    def classify_file(self, path: str | os.PathLike) -> str:
+        """What a dropped file is: ``character`` (an image with transparency), ``backdrop`` (an opaque image),
+        ``settings`` (JSON with settings keys) or ``templates`` (JSON of emotion templates)."""
+        path = Path(path)
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            try:
+                return "character" if backdropmod.has_transparency(path) else "backdrop"
+            except backdropmod.BackdropError as exc:
+                raise ActionError(str(exc)) from None
+        if path.suffix.lower() == ".json":
+            try:
+                data = settingsmod.read_settings_file(path)
+            except settingsmod.SettingsError as exc:
+                raise ActionError(str(exc)) from None
+            if any(key in settingsmod.BY_KEY for key in data):
+                return "settings"
+            try:
+                emotionsmod.parse_template_file(path)
+            except (emotionsmod.TemplateError, OSError) as exc:
+                raise ActionError(f"{path}: neither settings nor emotion templates ({exc})") from None
+            return "templates"
+        raise ActionError(f"{path}: not an image ({', '.join(IMAGE_SUFFIXES)}) or a JSON file")
+
+    def open_file(self, path: str | os.PathLike) -> str:
+        """Open a file by what it is (see :meth:`classify_file`); returns the kind."""
+        kind = self.classify_file(path)
+        {
+            "character": self.load_character,
+            "backdrop": self.load_backdrop,
+            "settings": self.load_settings,
+            "templates": self.load_templates,
+        }[kind](path)
+        return kind
+
     # ----------------------------------------------------------------------------------------------------- backdrop
 
     def _load_backdrop_from_settings(self, *, quiet: bool = False, relative_to: Path | None = None) -> None:
@@ -329,8 +367,11 @@ class EditorModel:
             self.backdrop_image = None
             return
         path = Path(raw)
-        if not path.is_absolute() and relative_to is not None and (relative_to / path).exists():
-            path = relative_to / path
+        if not path.is_absolute():  # relative: beside the settings file, else the working directory, else shipped
+            for base in (relative_to, Path.cwd(), asset_path("backdrops")):
+                if base is not None and (base / path).exists():
+                    path = base / path
+                    break
         try:
             self.backdrop_image = backdropmod.load_image(path)
         except backdropmod.BackdropError as exc:
@@ -514,11 +555,12 @@ class EditorModel:
         self.status = f"screenshot {path.name}"
         return path
 
-    def start_recording(self, folder: str | os.PathLike, *, with_backdrop: bool = False) -> None:
+    def start_recording(self, folder: str | os.PathLike, *, with_backdrop: bool = False, video: bool = False) -> None:
+        """Record every new frame (PNG sequence + timing.json; ``video``: also a WebM when stopped)."""
         if self.recorder is not None:
             raise ActionError("already recording")
         try:
-            self.recorder = Recorder(folder, fps=self.settings["target_fps"], backdrop=with_backdrop)
+            self.recorder = Recorder(folder, fps=self.settings["target_fps"], backdrop=with_backdrop, video=video)
         except OSError as exc:
             raise ActionError(f"{folder}: cannot record there: {exc}") from None
         self._record_backdrop: np.ndarray | None = None
@@ -529,7 +571,7 @@ class EditorModel:
         if rec is None:
             return None
         path = rec.stop()
-        self.status = f"recorded {len(rec.frames)} frames to {rec.folder}"
+        self.status = f"recorded {rec.count} frames to {rec.folder}"
         if rec.error:
             raise ActionError(f"recording failed: {rec.error}")
         return path
