@@ -62,18 +62,21 @@ def scenario(app: PoseEditorApp, out: Path, report: dict) -> None:
     shot(app, out / "1_surprise.png")
     report["after_action"] = app.call(lambda: m.preset).result(30)
 
-    # Real keys: focus the preset list, browse down, end; undo with Ctrl+Z.
-    key("ctrl+p", "Down")
-    wait(app, "Down to select the next preset", lambda: m.preset != "surprise", 30)
-    report["after_down"] = app.call(lambda: m.preset).result(30)
+    # Real keys: focus the preset list and browse it (surprise is the last emotion); Ctrl+Z undoes.
+    key("ctrl+p", "Up")
+    wait(app, "Up to select the previous preset", lambda: m.preset == "sadness", 30)
+    report["after_up"] = app.call(lambda: m.preset).result(30)
     key("End")
     wait(app, "End to select the last preset", lambda: m.preset == m.preset_names()[-1], 30)
     report["after_end"] = app.call(lambda: m.preset).result(30)
     key("Home")
     wait(app, "Home to select [custom]", lambda: m.preset == "[custom]", 30)
-    key("ctrl+z")
-    wait(app, "Ctrl+Z to go back", lambda: m.preset == report["after_end"], 30)
-    report["after_undo"] = app.call(lambda: m.preset).result(30)
+    key("Down", "Down")
+    wait(app, "Down twice to select admiration (via [reset])", lambda: m.preset == "admiration", 30)
+    key("ctrl+z", "ctrl+z")
+    wait(app, "Ctrl+Z twice to go back before [reset]", lambda: m.preset == "[custom]", 30)
+    report["after_undo_pose"] = app.call(lambda: list(m.pose)).result(30)
+    report["surprise_pose"] = app.call(lambda: m.templates["surprise"].pose_vector().tolist()).result(30)
 
     # Ctrl+S: the save dialog opens; pick a file in it as the user would, then the files appear.
     app.call(lambda: m.apply_emotion("joy")).result(30)
@@ -84,6 +87,7 @@ def scenario(app: PoseEditorApp, out: Path, report: dict) -> None:
     app.call(lambda: app.dialogs.submit_file(out / "saved" / "my_joy.png")).result(30)
     wait(app, "the saved files", lambda: (out / "saved" / "my_joy.json").is_file(), 120)
     report["saved_status"] = app.call(lambda: app.model.dirty).result(30)
+    report["saved_pose"] = app.call(lambda: list(m.pose)).result(30)
 
     # An edit, a key that must be ignored while a dialog is open, and an error dialog naming the file.
     app.call(lambda: m.set_value("head_x", 0.8)).result(30)
@@ -96,7 +100,21 @@ def scenario(app: PoseEditorApp, out: Path, report: dict) -> None:
     shot(app, out / "3_error.png")
     key("Escape")
     wait(app, "Esc to close the dialog", lambda: not app.dialogs.is_open, 30)
-    report["dialogs"] = app.call(lambda: list(app.dialogs.history)).result(30)
+
+    # Drag and drop: a template JSON (through GLFW's C callback, as a real drop arrives), then two files at once.
+    import ctypes
+
+    report["filedrop_installed"] = app.call(lambda: app.filedrop.installed).result(30)
+    app.call(lambda: m.apply_emotion("anger")).result(30)
+    dropped = str(out / "saved" / "my_joy.json").encode()
+    array = (ctypes.c_char_p * 1)(dropped)
+    app.filedrop._callback(None, 1, array)
+    wait(app, "the dropped template", lambda: m.preset == "[custom]" and m.last_name == "my_joy", 30)
+    report["dropped_template_pose"] = app.call(lambda: list(m.pose)).result(30)
+    app.filedrop.inject([out / "a.png", out / "b.json"])
+    wait(app, "the several-files dialog", lambda: app.dialogs.is_open, 30)
+    key("Escape")
+    wait(app, "Esc to close it", lambda: not app.dialogs.is_open, 30)
 
     # F1 help card, closed with Esc.
     key("F1")
@@ -131,6 +149,21 @@ def scenario(app: PoseEditorApp, out: Path, report: dict) -> None:
     shot(app, out / "6_small.png")
     report["title"] = app.call(lambda: dpg.get_viewport_title()).result(30)
     report["dirty_at_end"] = app.call(lambda: m.dirty).result(30)
+    # Quitting with unsaved edits asks first; Esc keeps the editor open.
+    key("ctrl+q")
+    wait(app, "the unsaved-edits question", lambda: app.dialogs.open_kind == "confirm", 30)
+    key("Escape")
+    wait(app, "Esc to keep editing", lambda: not app.dialogs.is_open, 30)
+    report["still_running"] = app.call(lambda: not app._quit).result(30)
+    report["dialogs"] = app.call(lambda: list(app.dialogs.history)).result(30)
+    # A picture for the README: the default size, an emotion with its blush cel, over the checkerboard.
+    app.call(lambda: (dpg.set_viewport_width(1600), dpg.set_viewport_height(940))).result(30)
+    app.call(lambda: m.apply_emotion("joy")).result(30)
+    app.call(lambda: m.set_value("blush1", 0.8)).result(30)
+    key("ctrl+b")
+    wait(app, "the README render", lambda: rendered(app) and m.background is None)
+    app.call(app.relayout).result(30)
+    shot(app, out / "7_readme.png")
     report["ok"] = True
 
 

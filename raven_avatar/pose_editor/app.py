@@ -231,9 +231,10 @@ class PoseEditorApp:
             callback=lambda _s, v: self._guard(lambda: self.model.apply_emotion(v)),
         )  # fmt: skip
         self.hotkeys.add_list(self.w["presets"], self.model.preset_names, self._browse_preset)
-        row = dpg.add_group(horizontal=True, parent=parent)
-        dpg.add_button(label="Load character [Ctrl+O]", parent=row, callback=lambda: self.action_load_character())
-        dpg.add_button(label="Load template [Ctrl+Shift+O]", parent=row, callback=lambda: self.action_load_template())
+        dpg.add_button(label="Load character [Ctrl+O]", parent=parent, callback=lambda: self.action_load_character())
+        dpg.add_button(
+            label="Load template [Ctrl+Shift+O]", parent=parent, callback=lambda: self.action_load_template()
+        )
 
     def _browse_preset(self, name: str) -> None:
         self._guard(lambda: self.model.apply_emotion(name))
@@ -330,9 +331,12 @@ class PoseEditorApp:
         dpg.add_button(label="Save as my template [Ctrl+U]", parent=row, callback=lambda: self.action_save_user())
         row = dpg.add_group(horizontal=True, parent=parent)
         dpg.add_button(label="Batch export [Ctrl+Shift+S]", parent=row, callback=lambda: self.action_batch_export())
-        dpg.add_button(label="Undo", parent=row, callback=lambda: self.model.undo())
-        dpg.add_button(label="Redo", parent=row, callback=lambda: self.model.redo())
         dpg.add_button(label="Help [F1]", parent=row, callback=lambda: self.action_help())
+        self.w["loops"] = dpg.add_checkbox(label="Batch export also writes idle loops (APNG + GIF; slow on CPU)",
+                                           parent=parent)  # fmt: skip
+        row = dpg.add_group(horizontal=True, parent=parent)
+        dpg.add_button(label="Undo [Ctrl+Z]", parent=row, callback=lambda: self.model.undo())
+        dpg.add_button(label="Redo [Ctrl+Shift+Z]", parent=row, callback=lambda: self.model.redo())
         row = dpg.add_group(horizontal=True, parent=parent, show=False)
         self.w["batch_row"] = row
         self.w["progress"] = dpg.add_progress_bar(parent=row, width=-90, overlay="")
@@ -354,7 +358,7 @@ class PoseEditorApp:
         side = min(flex, cols.height - 250)
         self.source_view.fit(flex, side)
         self.output_view.fit(flex, side)
-        rows = max(4, (cols.height - side - 90) // 22)
+        rows = max(4, (cols.height - side - 115) // 22)
         dpg.configure_item(self.w["presets"], num_items=rows)
         dpg.configure_item(self.w["status"], wrap=flex - 10)
 
@@ -503,9 +507,11 @@ class PoseEditorApp:
             return
         self.dialogs.pick_folder("Batch export: choose the output folder", self.model.last_dir, self.start_batch)
 
-    def start_batch(self, folder: Path, formats: tuple[str, ...] = ("png", "sheet")) -> None:
+    def start_batch(self, folder: Path, formats: tuple[str, ...] | None = None) -> None:
         if self.model.character is None or self.batch is not None:
             return
+        if formats is None:
+            formats = ("png", "sheet", "apng", "gif") if dpg.get_value(self.w["loops"]) else ("png", "sheet")
         self.batch = BatchJob(EditorRenderer(self.poser), self.model, Path(folder), list(formats))
         dpg.configure_item(self.w["batch_row"], show=True)
         self.set_status(f"Batch export to {folder}...")

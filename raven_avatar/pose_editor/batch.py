@@ -3,15 +3,15 @@
 Writes into the output folder, for every emotion: ``<emotion>.png`` (512×512 RGBA, sRGB) and ``<emotion>.json``
 (``{emotion: {"pose", "cels"}}``), then ``_emotions.json`` with every template (cels as a dict, so both this app's
 template loader and the engine read it). Format ``sheet`` adds ``_sheet.png`` (all sprites in a grid) and
-``_sheet.json`` (the cell of each emotion). Each emotion fails on its own: the rest go on, and the result lists what
-failed and why. A ``cancel`` event stops between batches.
+``_sheet.json`` (each frame's cell; ``names``: the emotion of each frame); ``apng`` and ``gif`` add each emotion's
+idle loop (:mod:`raven_avatar.pose_editor.loops`). Each emotion fails on its own: the rest go on, and the result
+lists what failed and why. A ``cancel`` event stops between batches.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,12 +22,12 @@ import numpy as np
 from raven_avatar.engine.character import Character
 from raven_avatar.engine.download import atomic_path
 from raven_avatar.engine.emotions import EmotionTemplate, save_emotions_file
-from raven_avatar.engine.export import encode_png, to_srgb8
+from raven_avatar.engine.export import encode_png, to_srgb8, write_sprite_sheet
 from raven_avatar.pose_editor.render import EditorRenderer
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("png", "sheet")
+FORMATS = ("png", "sheet", "apng", "gif")
 #: Sprites posed per THA3 call; batching cuts the CPU time per sprite (and GPU launch overhead).
 BATCH_SIZE = 4
 SHEET_COLUMNS = 7
@@ -64,18 +64,6 @@ def _write_bytes(path: Path, data: bytes) -> Path:
 
 def _write_json(path: Path, data: object) -> Path:
     return _write_bytes(path, (json.dumps(data, indent=4) + "\n").encode("utf-8"))
-
-
-def sprite_sheet(sprites: Sequence[np.ndarray], columns: int = SHEET_COLUMNS) -> np.ndarray:
-    """Tile ``(H, W, 4)`` uint8 sprites row by row into one transparent RGBA sheet."""
-    h, w = sprites[0].shape[:2]
-    columns = min(columns, len(sprites))
-    rows = math.ceil(len(sprites) / columns)
-    sheet = np.zeros((rows * h, columns * w, 4), dtype=np.uint8)
-    for i, sprite in enumerate(sprites):
-        r, c = divmod(i, columns)
-        sheet[r * h : (r + 1) * h, c * w : (c + 1) * w] = sprite
-    return sheet
 
 
 def batch_export(
@@ -142,12 +130,21 @@ def batch_export(
             result.written.append(save_emotions_file(exported, folder / "_emotions.json"))
         if "sheet" in formats and sprites:
             order = [n for n in names if n in sprites]
-            h, w = sprites[order[0]].shape[:2]
-            cells = {n: [(i % SHEET_COLUMNS) * w, (i // SHEET_COLUMNS) * h, w, h] for i, n in enumerate(order)}
-            result.written.append(
-                _write_bytes(folder / "_sheet.png", encode_png(sprite_sheet([sprites[n] for n in order])))
-            )
-            result.written.append(_write_json(folder / "_sheet.json", {"cell_size": [w, h], "cells": cells}))
+            sheet = write_sprite_sheet([sprites[n] for n in order], folder / "_sheet.png", columns=SHEET_COLUMNS)
+            index = json.loads(sheet.with_suffix(".json").read_text(encoding="utf-8"))
+            index["names"] = order  # frame i is emotion order[i]
+            result.written += [sheet, _write_json(sheet.with_suffix(".json"), index)]
     except (OSError, ValueError) as e:
         result.failed.append(("_emotions.json / sprite sheet", str(e)))
+    loop_formats = [f for f in formats if f in ("apng", "gif")]
+    if loop_formats and not result.cancelled:
+        from raven_avatar.pose_editor.loops import export_loops
+
+        chosen = {n: templates[n] for n in names if n in sprites}
+        written, failed = export_loops(
+            renderer, character, chosen, folder, loop_formats, progress=progress, cancel=cancel
+        )
+        result.written.extend(written)
+        result.failed.extend(failed)
+        result.cancelled = cancel is not None and cancel.is_set()
     return result
