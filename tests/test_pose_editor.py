@@ -152,6 +152,35 @@ def test_save_to_user_templates_is_picked_up(model, data_dir):
         model.save_to_user_templates("../evil")
 
 
+def test_save_failure_raises_and_keeps_the_edit_unsaved(model, tmp_path):
+    model.apply_emotion("joy")
+    model.set_value("head_x", 0.3)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    image = torch.zeros(4, 512, 512)
+    with pytest.raises(OSError):
+        model.save(blocker / "out.png", image=image)
+    assert model.dirty and not list(tmp_path.glob("**/*.png"))
+    with pytest.raises(ValueError, match="invalid emotion name"):
+        model.save(tmp_path / "bad name.png", image=image)  # checked before anything is written
+    assert not (tmp_path / "bad name.png").exists()
+    png, js = model.save(tmp_path / "ok", image=image)  # ".png" added
+    assert png.name == "ok.png" and js.is_file() and not model.dirty
+
+
+def test_batch_export_into_an_unusable_folder_reports_every_emotion(model, tmp_path):
+    from raven_avatar.pose_editor.batch import batch_export
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    templates = {n: model.templates[n] for n in ("joy", "anger")}
+    result = batch_export(None, None, templates, blocker / "out")  # fails before any rendering
+    assert not result.ok and [n for n, _ in result.failed] == ["anger", "joy"]
+    assert "0 of 2 emotions exported" in result.summary() and "cannot create" in result.summary()
+    with pytest.raises(ValueError, match="unknown export format"):
+        batch_export(None, None, templates, tmp_path, formats=["webm"])
+
+
 def test_latest_worker_runs_newest_and_survives_errors():
     gate = threading.Event()
     seen: list[int] = []
