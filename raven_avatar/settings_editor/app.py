@@ -640,7 +640,7 @@ class SettingsEditorApp:
         dpg.set_value(self.settings_text, f"File: {where}" + (" - unsaved changes" if m.dirty else ""))
         error = m.link.last_error
         notice = m.link.notice
-        line = m.status
+        line = m.status or "Ready. F1: keys and help."
         if error is not None:
             line = f"Render error (frame {error.frame_index}, {error.count}x): {error.message}"
         elif notice:
