@@ -176,6 +176,7 @@ class Pipeline:
         self._blend_key: tuple | None = None
         self._blended: torch.Tensor | None = None
         self._upscaler: Upscaler | None = None
+        self._spare_upscaler: Upscaler | None = None
         self._postprocessor = Postprocessor([])
         self._config = output_config({})
         self._ring: list[tuple[torch.Tensor, np.ndarray]] = []
@@ -215,9 +216,9 @@ class Pipeline:
         cfg = output_config(settings)
         if cfg.factor == 1.0:
             return None
-        current = self._upscaler
-        if current is not None and current.requested == cfg.upscale_mode:
-            return current
+        for current in (self._upscaler, self._spare_upscaler):
+            if current is not None and current.requested == cfg.upscale_mode:
+                return current
         mode, preset, quality = cfg.upscale_mode
         return Upscaler(
             cfg.factor, mode, preset, quality, device=self.device, dtype=self.dtype, allow_download=self.allow_download
@@ -235,6 +236,7 @@ class Pipeline:
         self._postprocessor.set(cfg.chain)
         if upscaler is not None:
             upscaler.factor = cfg.factor
+            self._spare_upscaler = upscaler  # kept while upscaling is off (factor 1), so turning it on is instant
         self._upscaler = upscaler
         self._config = cfg
 
