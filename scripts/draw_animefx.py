@@ -280,11 +280,11 @@ def shock(_frame: int) -> Image.Image:
     lines = Image.new("L", (SIZE * SCALE, SIZE * SCALE), 0)
     draw = ImageDraw.Draw(lines)
     for i, x in enumerate(range(196, 320, 9)):
-        top = 40 + 10 * ((i * 7) % 3)
-        bottom = 112 + 14 * ((i * 5) % 4)
+        top = 58 + 10 * ((i * 7) % 3)
+        bottom = 126 + 14 * ((i * 5) % 4)
         _polyline(draw, _s([(x, top), (x, bottom)]), (3.0 if i % 2 else 2.0) * SCALE, 255)
     small = lines.resize((SIZE, SIZE), Image.Resampling.LANCZOS)
-    rows = np.clip((150.0 - np.arange(SIZE)) / 90.0, 0.0, 1.0)[:, None]  # 1 above y=60, 0 below y=150
+    rows = np.clip((170.0 - np.arange(SIZE)) / 95.0, 0.0, 1.0)[:, None]  # 1 above y=75, 0 below y=170
     alpha = (np.asarray(small, dtype=np.float32) * rows * 0.8).round().astype(np.uint8)
     rgba = np.zeros((SIZE, SIZE, 4), np.uint8)
     rgba[..., :3] = (58, 40, 120)
