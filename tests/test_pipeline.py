@@ -7,8 +7,11 @@ around the pose (cels, crop, upscale, postprocessing, host copy, thread handoff)
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
+import sys
 import threading
 import time
 
@@ -99,17 +102,20 @@ def test_pipeline_frames_shapes_ranges_alpha_and_cel_reuse(poser, character_png)
     assert not any(np.shares_memory(owned.rgba_f32, a) for a in arrays)
 
 
-def test_render_still_applies_settings_and_postprocess_flag(poser, character_png):
-    character = load_character(character_png)
-    pose = torch.zeros(45)
-    settings = {"crop": {"enabled": False}, "upscale": 1.5, "upscale_quality": "bicubic",
-                "postprocessor_chain": [["desaturate", {"strength": 1.0}]]}  # fmt: skip
-    grey = render_still(character, pose, poser=poser, settings=settings)
-    colour = render_still(character, pose, poser=poser, settings=settings, postprocess=False)
-    assert (grey.width, grey.height) == (768, 768) == (colour.width, colour.height)
-    opaque = grey.rgba_u8[..., 3] == 255
-    g, c = grey.rgba_u8[opaque][:, :3].astype(int), colour.rgba_u8[opaque][:, :3].astype(int)
-    assert np.abs(g[:, 0] - g[:, 2]).mean() < 2 < np.abs(c[:, 0] - c[:, 2]).mean()
+GREY = {"crop": {"enabled": False}, "upscale": 1.5, "upscale_quality": "bicubic",
+        "postprocessor_chain": [["desaturate", {"strength": 1.0}]]}  # fmt: skip
+
+
+def _colourfulness(rgba: np.ndarray) -> float:
+    opaque = rgba[..., 3] == 255
+    return float(np.abs(rgba[opaque][:, 0].astype(int) - rgba[opaque][:, 2].astype(int)).mean())
+
+
+def test_render_still_without_an_avatar(poser, character_png):
+    grey = render_still(load_character(character_png), torch.zeros(45), poser=poser, settings=GREY)
+    assert (grey.width, grey.height) == (768, 768) and grey.index == 0
+    source = np.asarray(Image.open(character_png).convert("RGBA"))
+    assert _colourfulness(grey.rgba_u8) < 2 < _colourfulness(source)
 
 
 @pytest.fixture
@@ -225,26 +231,42 @@ def test_render_still_on_a_running_avatar(avatar):
     after = avatar.wait_frame(after=live.index, timeout=30)
     assert avatar.pipeline.session.last_stages == "none"  # the live session still reuses its last pose
     np.testing.assert_array_equal(after.rgba_f32, before)
+
+    # The same pose again (no THA3 work) with output settings: upscaled and greyed, or upscaled only.
+    grey = avatar.render_still({"head_x_index": 1.0}, settings=GREY)
+    colour = avatar.render_still({"head_x_index": 1.0}, settings=GREY, postprocess=False)
+    assert (grey.width, grey.height) == (768, 768) == (colour.width, colour.height)
+    assert _colourfulness(grey.rgba_u8) < 2 < _colourfulness(colour.rgba_u8)
     with pytest.raises(ValueError, match="unknown emotion"):
         avatar.render_still(emotion="no_such_emotion")
     assert avatar.last_error is None
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
+def _rss_mb(avatar: Avatar) -> float:
+    """Resident memory between two frames (a frame in progress holds THA3's activations, ~100 MB on the CPU)."""
+    with avatar.renderer.frame_boundary(), open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
 def test_soak_60s_with_emotion_changes_keeps_memory_flat(poser, character_png):
-    """A minute of real-time animation on the CPU (a frame every second or so), switching emotion every 5 s."""
+    """A minute of real-time animation on the CPU (a frame every second or so), switching emotion every 5 s.
+
+    glibc raises its mmap threshold as large blocks are freed, after which THA3's CPU activations come from the
+    heap, whose high-water mark climbs in ~50 MB steps for a while (the heap is reused, not leaked). A fixed
+    threshold makes large blocks go back to the system when freed, so resident memory measures live memory.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD (glibc)
     emotions = ["joy", "anger", "surprise", "sadness", "confusion", "neutral"]
     with Avatar(character_png, {"target_fps": 25}, poser=poser, seed=11) as avatar:
+        avatar.set_emotion("joy")  # with animefx: the steady state's allocations are all made before the baseline
         avatar.start()
         frame = avatar.wait_frame(timeout=120)
-        frame = avatar.wait_frame(after=frame.index, timeout=120)  # allocations of the steady state are made
-        baseline = _rss_mb()
+        frame = avatar.wait_frame(after=frame.index, timeout=120)
+        baseline = _rss_mb(avatar)
         start = time.monotonic()
         switched = start
         times = [frame.t]
@@ -256,9 +278,9 @@ def test_soak_60s_with_emotion_changes_keeps_memory_flat(poser, character_png):
             if f is not None:
                 frame = f
                 times.append(f.t)
-        growth = _rss_mb() - baseline
+        growth = _rss_mb(avatar) - baseline
         assert avatar.last_error is None
         assert frame.index >= 5 and times == sorted(times)
         # Animation time follows the wall clock, however few frames the CPU manages.
         assert frame.t > 30
-    assert growth < 64, f"memory grew by {growth:.0f} MB over the soak"
+    assert growth < 32, f"memory grew by {growth:.0f} MB over the soak"
