@@ -359,7 +359,8 @@ class Avatar:
             postprocess: False skips the postprocessor chain (crop and upscale still apply).
             fx: animefx cel strengths; t: time for animated filters.
 
-        Safe to call while the avatar is running (it has its own posing session). The frame owns its arrays.
+        Safe to call while the avatar is running: it poses through its own session (the live view keeps its stage
+        reuse) and runs between two live frames. The frame owns its arrays.
         """
         values: dict[str, float] = {}
         cel_values: dict[str, float] = {}
@@ -378,7 +379,8 @@ class Avatar:
         else:
             vector = torch.as_tensor(pose, dtype=torch.float32)
         cel_values.update(cels or {})
-        with self._still_lock:
+        # Between two live frames: the first still captures its CUDA graphs, which must not overlap other GPU work.
+        with self._still_lock, self.renderer.frame_boundary():
             if self._still is None:
                 self._still = Pipeline(self.poser, allow_download=self.pipeline.allow_download)
             self._still.configure(settings if settings is not None else {})
