@@ -253,6 +253,10 @@ def test_cli_help_and_factory_reset_restore(tmp_path):
     (user / "joy.json").write_text(json.dumps({"joy": {"pose": {"head_x_index": 0.9}, "cels": {}}}))
     (user / "anger.json").write_text(json.dumps({"anger": {"pose": {"head_x_index": -0.9}, "cels": {}}}))
 
+    headless = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    no_display = subprocess.run([str(SCRIPT)], capture_output=True, text=True, timeout=120, env=headless)
+    assert no_display.returncode == 1 and "no display" in no_display.stderr
+
     bad = _run(["--factory-reset", "joyy"], env)
     assert bad.returncode == 1 and "joyy" in bad.stderr and "joy" in bad.stderr
     assert (user / "joy.json").is_file()

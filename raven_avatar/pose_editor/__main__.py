@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -143,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                 log.error("--batch-export needs --output DIR")
                 return 2
             return _batch(args)
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            log.error("no display (DISPLAY is not set): the editor window needs a desktop session. "
+                      "Headless, use --batch-export or --factory-reset.")  # fmt: skip
+            return 1
         from raven_avatar.pose_editor.app import run_app
 
         return run_app(character=args.character, device=args.device, variant=args.model)
