@@ -396,15 +396,55 @@ def test_hotkeys_talk_pause_help_screenshot_and_quit(driver, env):
     assert "Speech test unavailable" in "".join(str(dpg_value) for dpg_value in _texts(app.controls)) or app._speech_ok
 
     model.set_setting("talking_fps", 10.0)  # an unsaved change
-    app.request_quit()
-    driver.pump(0.3)
-    assert app.dialogs.open_kind == "confirm" and not app.quit_requested
+    _close_window(int(driver.window))  # the window manager's close button
+    driver.pump_until(lambda: app.dialogs.open_kind == "confirm", 10, "the unsaved-changes question")
+    assert not app.quit_requested
     driver.keys("Escape")  # cancel: keep editing
     assert not app.quit_requested
     model.save_settings(env["root"] / "before_quit.json")
     app.request_quit()
     assert app.quit_requested
     app.quit_requested = False
+
+
+def _close_window(window: int) -> None:
+    """Send WM_DELETE_WINDOW to ``window``, as a window manager's close button does."""
+    import ctypes
+    import ctypes.util
+
+    x = ctypes.CDLL(ctypes.util.find_library("X11"))
+    x.XOpenDisplay.restype = ctypes.c_void_p
+    x.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x.XInternAtom.restype = ctypes.c_ulong
+    x.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    x.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+    x.XFlush.argtypes = x.XCloseDisplay.argtypes = [ctypes.c_void_p]
+
+    class ClientMessage(ctypes.Structure):
+        _fields_ = [
+            ("type", ctypes.c_int),
+            ("serial", ctypes.c_ulong),
+            ("send_event", ctypes.c_int),
+            ("display", ctypes.c_void_p),
+            ("window", ctypes.c_ulong),
+            ("message_type", ctypes.c_ulong),
+            ("format", ctypes.c_int),
+            ("data", ctypes.c_long * 5),
+        ]
+
+    class XEvent(ctypes.Union):
+        _fields_ = [("xclient", ClientMessage), ("pad", ctypes.c_long * 24)]
+
+    display = x.XOpenDisplay(None)
+    event = XEvent()
+    event.xclient.type = 33  # ClientMessage
+    event.xclient.window = window
+    event.xclient.message_type = x.XInternAtom(display, b"WM_PROTOCOLS", 0)
+    event.xclient.format = 32
+    event.xclient.data[0] = x.XInternAtom(display, b"WM_DELETE_WINDOW", 0)
+    x.XSendEvent(display, window, 0, 0, ctypes.byref(event))
+    x.XFlush(display)
+    x.XCloseDisplay(display)
 
 
 def _texts(parent: int) -> list[str]:

@@ -260,6 +260,24 @@ def test_broken_character_reports_an_error_event(model, tmp_path):
     assert model.character_path() == before  # the previous character stays
 
 
+def test_backdrop_can_share_the_postprocessor_look(model, tmp_path):
+    image = tmp_path / "bg.png"
+    PIL.Image.new("RGB", (64, 48), (120, 160, 200)).save(image)
+    model.load_backdrop(image)
+    model.set_setting("backdrop_blur", False)
+    model.clear_filters()
+    model.add_filter("monochrome_display")
+    plain = model.render_backdrop(64, 48)
+    version = model.backdrop_version
+    model.set_backdrop_through_postprocessor(True)
+    assert model.backdrop_version > version  # the GUI re-renders it
+    styled = model.render_backdrop(64, 48)
+    assert np.allclose(plain[20, 30, :3], [120 / 255, 160 / 255, 200 / 255], atol=0.01)
+    assert np.ptp(styled[20, 30, :3]) < 0.02  # monochrome: the channels agree
+    model.set_postprocessor_enabled(False)
+    assert np.allclose(model.render_backdrop(64, 48), plain)
+
+
 def test_files_are_opened_by_what_they_hold(model, tmp_path):
     from raven_avatar.settings_editor.model import ActionError
 

@@ -88,10 +88,10 @@ class SettingsEditorApp:
         self.frames_shown = 0  # avatar frames uploaded to the texture
         self.gui_frames = 0
         self._tex: int | None = None
-        self._tex_buf: np.ndarray | None = None
+        self._next_avatar: tuple | None = None  # (texture, draw item, size, GUI frame to show it)
         self._tex_size: tuple[int, int] = (0, 0)
         self._bg_tex: int | None = None
-        self._bg_buf: np.ndarray | None = None
+        self._next_bg: tuple | None = None  # (texture, draw item, GUI frame to show it)
         self._bg_key: tuple | None = None
         self._bg_result: tuple | None = None
         self._bg_thread: threading.Thread | None = None
@@ -158,7 +158,7 @@ class SettingsEditorApp:
                 tooltip(b, "A 512x512 RGBA PNG; cels NAME_<cel>.png beside it are found automatically.")
                 dpg.add_button(label="Reload [Ctrl+R]", callback=lambda: self._act(m.reload_character))
             self.character_text = dpg.add_text("", wrap=self.layout.controls_w - 30, color=(180, 200, 220))
-            dpg.add_text("Emotion [Ctrl+E, then Up/Down/Home/End]")
+            self.emotion_text = dpg.add_text("Emotion")
             self.emotion_list = dpg.add_listbox([], num_items=8, width=-1, callback=self._on_emotion_clicked)
             self.hotkeys.add_list(self.emotion_list, m.emotions, lambda name: self._act(m.set_emotion, name))
             with dpg.group(horizontal=True):
@@ -633,6 +633,7 @@ class SettingsEditorApp:
             dpg.configure_item(self.emotion_list, items=names)
         if dpg.get_value(self.emotion_list) != m.emotion:
             dpg.set_value(self.emotion_list, m.emotion)
+            dpg.set_value(self.emotion_text, f"Emotion: {m.emotion}   [Ctrl+E, then Up/Down/Home/End]")
         dpg.set_value(self.character_text, f"{m.character_report()}\n{m.link.templates.summary()}")
         path = m.settings.get("backdrop_path")
         dpg.set_value(self.backdrop_text, f"Image: {Path(path).name}" if path else "No image (colour only)")
@@ -661,27 +662,46 @@ class SettingsEditorApp:
         dpg.configure_item(self.post_col, height=lay.column_h)
 
     def _upload_frame(self) -> None:
+        """Copy a new engine frame into the avatar texture (a dynamic texture: uploaded only when it changes).
+
+        A new size needs a new texture (never a reused id); DearPyGui uploads it lazily, so it is drawn hidden for
+        two frames and only then replaces the old one, which avoids a flash of uninitialised pixels.
+        """
         f = self.model.frame
         if not self.model.new_frame or f is None or f.rgba_f32 is None:
             return
         self.model.new_frame = False
-        size = f.width * f.height * 4
-        if self._tex_buf is None or self._tex_buf.size != size or self._tex_size != (f.width, f.height):
-            # A new texture under a new id; the old one is deleted after the image moved over (never reuse ids).
-            buf = np.empty(size, np.float32)
-            np.copyto(buf, f.rgba_f32)
-            tex = dpg.add_raw_texture(f.width, f.height, buf, format=dpg.mvFormat_Float_rgba, parent=self._registry)
-            old_tex, old_draw = self._tex, self._avatar_draw
-            self._avatar_draw = dpg.draw_image(tex, (0, 0), (1, 1), parent=self.drawlist, before=self._crop_items[0])
-            if old_draw is not None:
-                dpg.delete_item(old_draw)
-            if old_tex is not None:
-                dpg.delete_item(old_tex)
-            self._tex, self._tex_buf, self._tex_size = tex, buf, (f.width, f.height)
+        size = (f.width, f.height)
+        if self._next_avatar is not None and self._next_avatar[2] == size:
+            dpg.set_value(self._next_avatar[0], f.rgba_f32)
+        elif size != self._tex_size:
+            if self._next_avatar is not None:  # superseded before it was shown
+                dpg.delete_item(self._next_avatar[1])
+                dpg.delete_item(self._next_avatar[0])
+            tex = dpg.add_dynamic_texture(f.width, f.height, f.rgba_f32, parent=self._registry)
+            draw = dpg.draw_image(tex, (0, 0), (1, 1), parent=self.drawlist, before=self._crop_items[0], show=False)
+            self._next_avatar = (tex, draw, size, self.gui_frames + 2)
         else:
-            np.copyto(self._tex_buf, f.rgba_f32)
-            dpg.set_value(self._tex, self._tex_buf)
+            dpg.set_value(self._tex, f.rgba_f32)
         self.frames_shown += 1
+
+    def _swap_textures(self) -> None:
+        """Put textures created two frames ago on screen and delete what they replace."""
+        nxt = self._next_avatar
+        if nxt is not None and self.gui_frames >= nxt[3]:
+            for item in (self._avatar_draw, self._tex):
+                if item is not None:
+                    dpg.delete_item(item)
+            self._tex, self._avatar_draw, self._tex_size = nxt[0], nxt[1], nxt[2]
+            self._next_avatar = None
+        nxt_bg = self._next_bg
+        if nxt_bg is not None and self.gui_frames >= nxt_bg[2]:
+            for item in (self._bg_draw, self._bg_tex):
+                if item is not None:
+                    dpg.delete_item(item)
+            self._bg_tex, self._bg_draw = nxt_bg[0], nxt_bg[1]
+            dpg.configure_item(self._bg_draw, show=True)
+            self._next_bg = None
 
     def avatar_rect(self) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float, float, float]]:
         """Where the avatar image goes in the view: (pmin, pmax) of the frame, and the full square's rect."""
@@ -793,20 +813,14 @@ class SettingsEditorApp:
             self.show_error(scene)
             return
         h, w = scene.shape[:2]
+        if self._next_bg is not None:  # superseded before it was shown
+            dpg.delete_item(self._next_bg[1])
+            dpg.delete_item(self._next_bg[0])
         buf = np.ascontiguousarray(scene, dtype=np.float32).ravel()
-        tex = dpg.add_raw_texture(w, h, buf, format=dpg.mvFormat_Float_rgba, parent=self._registry)
-        draw = dpg.draw_image(
-            tex,
-            (0, 0),
-            (w, h),
-            parent=self.drawlist,
-            before=self._avatar_draw if self._avatar_draw is not None else self._crop_items[0],
-        )
-        if self._bg_draw is not None:
-            dpg.delete_item(self._bg_draw)
-        if self._bg_tex is not None:
-            dpg.delete_item(self._bg_tex)
-        self._bg_tex, self._bg_buf, self._bg_draw = tex, buf, draw
+        tex = dpg.add_static_texture(w, h, buf, parent=self._registry)
+        below = self._avatar_draw if self._avatar_draw is not None else self._crop_items[0]
+        draw = dpg.draw_image(tex, (0, 0), (w, h), parent=self.drawlist, before=below, show=False)
+        self._next_bg = (tex, draw, self.gui_frames + 2)
 
     # ======================================================================================================== loop
 
@@ -833,6 +847,7 @@ class SettingsEditorApp:
             for path in drop:
                 self.open_dropped(path)
         self._update_speech()
+        self._swap_textures()
         self._upload_frame()
         self._update_view()
         self._refresh_texts()

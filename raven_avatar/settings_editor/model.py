@@ -113,7 +113,7 @@ class EditorModel:
         self._watch_changed_at: float | None = None
         self._templates_stamp = _tree_stamp(self._template_files())
         self._templates_changed_at: float | None = None
-        self._load_backdrop_from_settings(quiet=True)
+        self._load_backdrop_from_settings(quiet=True, relative_to=settings_path.parent if settings_path else None)
 
     # -------------------------------------------------------------------------------------------------- settings
 
