@@ -93,7 +93,7 @@ class SettingsPanel:
             self.model.set_setting(key, value)
         except ActionError as exc:
             self.on_error(str(exc))
-        self.refresh_keys([k for pair in settingsmod.ORDERED_PAIRS if key in pair for k in pair])
+        self.refresh_keys([k for pair in settingsmod.ORDERED_PAIRS if key in pair for k in pair if k != key])
 
     def build_group(self, group: str, parent: int | str) -> None:
         for setting in settingsmod.settings_in(group):
