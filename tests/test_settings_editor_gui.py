@@ -115,6 +115,9 @@ def _check_scene(img: np.ndarray) -> None:
 def test_console_script_shows_character_over_backdrop(env):
     out = env["root"] / "window.png"
     script = Path(sys.executable).with_name("avatar-settings-editor")
+    headless = {k: v for k, v in env["env"].items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    no_display = subprocess.run([str(script)], capture_output=True, text=True, timeout=120, env=headless)
+    assert no_display.returncode == 1 and "no display" in no_display.stderr
     result = subprocess.run(
         [
             str(script),

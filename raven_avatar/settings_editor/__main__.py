@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -44,6 +45,9 @@ def _speaker(avatar):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        log.error("no display (DISPLAY is not set): the settings editor needs a desktop session (or Xvfb)")
+        return 1
 
     from raven_avatar.engine import Avatar
     from raven_avatar.engine import settings as settingsmod
