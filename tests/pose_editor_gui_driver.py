@@ -78,6 +78,19 @@ def scenario(app: PoseEditorApp, out: Path, report: dict) -> None:
     report["after_undo_pose"] = app.call(lambda: list(m.pose)).result(30)
     report["surprise_pose"] = app.call(lambda: m.templates["surprise"].pose_vector().tolist()).result(30)
 
+    # The reference's unreachable lists: Ctrl+1 (eyebrow group) and Ctrl+I (output index), browsed with Down/Home.
+    from raven_avatar.engine.pose import Category
+
+    shown = app.call(lambda: app.selected_group[Category.EYEBROW]).result(30)
+    key("ctrl+1", "Down")
+    wait(app, "Down in the eyebrow group list", lambda: app.selected_group[Category.EYEBROW] != shown, 30)
+    report["eyebrow_groups"] = [shown, app.call(lambda: app.selected_group[Category.EYEBROW]).result(30)]
+    key("ctrl+i", "Down")
+    wait(app, "Down in the output index list", lambda: m.output_index == 1, 30)
+    wait(app, "the intermediate output render", lambda: rendered(app))
+    key("Home")
+    wait(app, "Home in the output index list", lambda: m.output_index == 0, 30)
+
     # Ctrl+S: the save dialog opens; pick a file in it as the user would, then the files appear.
     app.call(lambda: m.apply_emotion("joy")).result(30)
     wait(app, "the joy render", lambda: rendered(app))

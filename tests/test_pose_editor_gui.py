@@ -55,6 +55,7 @@ def test_pose_editor_window(tmp_path, xvfb_env, example_character_png, stable_ca
     # Keyboard: Down/End browse the focused preset list, Ctrl+Z undoes; keys are ignored under a dialog.
     assert report["after_action"] == "surprise"
     assert (report["after_up"], report["after_end"]) == ("sadness", "surprise")
+    assert report["eyebrow_groups"][0] != report["eyebrow_groups"][1]
     assert report["after_undo_pose"] == pytest.approx(report["surprise_pose"])
     assert report["head_x_while_dialog"] == pytest.approx(0.8)
     errors = [text for title, text in report["dialogs"] if title == "Error"]
