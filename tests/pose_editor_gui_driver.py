@@ -101,6 +101,15 @@ def scenario(app: PoseEditorApp, out: Path, report: dict) -> None:
     wait(app, "the saved files", lambda: (out / "saved" / "my_joy.json").is_file(), 120)
     report["saved_status"] = app.call(lambda: app.model.dirty).result(30)
     report["saved_pose"] = app.call(lambda: list(m.pose)).result(30)
+    # Saving over existing files asks first; Enter replaces them.
+    before = (out / "saved" / "my_joy.png").stat().st_mtime_ns
+    key("ctrl+s")
+    wait(app, "the save dialog again", lambda: app.dialogs.open_kind == "file", 30)
+    app.call(lambda: app.dialogs.submit_file(out / "saved" / "my_joy.png")).result(30)
+    wait(app, "the replace question", lambda: app.dialogs.open_kind == "confirm", 30)
+    key("Return")
+    wait(app, "the replaced file", lambda: (out / "saved" / "my_joy.png").stat().st_mtime_ns != before, 60)
+    report["replace_asked"] = True
 
     # An edit, a key that must be ignored while a dialog is open, and an error dialog naming the file.
     app.call(lambda: m.set_value("head_x", 0.8)).result(30)

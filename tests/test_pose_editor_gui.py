@@ -67,6 +67,7 @@ def test_pose_editor_window(tmp_path, xvfb_env, example_character_png, stable_ca
         assert im.mode == "RGBA" and im.size == (512, 512)
     assert list(parse_template_file(saved_json)) == ["my_joy"]
     assert report["saved_status"] is False  # not dirty after saving
+    assert report["replace_asked"] and any(title == "Replace files?" for title, _ in report["dialogs"])
 
     # Ctrl+Shift+S exported sprites until cancelled, with a summary.
     assert report["batch_cancelled"] is True and "cancelled" in report["batch_summary"]

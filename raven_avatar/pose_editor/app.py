@@ -471,7 +471,17 @@ class PoseEditorApp:
             return
         name = self.model.last_name if self.model.preset != "[reset]" else "custom"
         self.dialogs.save_file("Save posed image and template", (".png",), self.model.last_dir, f"{name}.png",
-                               self.save_to)  # fmt: skip
+                               self._confirm_save)  # fmt: skip
+
+    def _confirm_save(self, path: Path) -> None:
+        path = path if path.suffix.lower() == ".png" else path.with_name(path.name + ".png")
+        existing = [p.name for p in (path, path.with_suffix(".json")) if p.exists()]
+        if existing:
+            self.dialogs.confirm("Replace files?", f"{', '.join(existing)} already exist in {path.parent}. Replace "
+                                 "them? (A replaced template JSON is backed up first.)", lambda: self.save_to(path),
+                                 yes="Replace", no="Cancel")  # fmt: skip
+        else:
+            self.save_to(path)
 
     def save_to(self, path: Path) -> None:
         """Save the current output to ``path`` (PNG) and its template JSON; waits for the render if one is running."""
@@ -505,7 +515,18 @@ class PoseEditorApp:
         if self.batch is not None:
             self.dialogs.error("A batch export is already running.")
             return
-        self.dialogs.pick_folder("Batch export: choose the output folder", self.model.last_dir, self.start_batch)
+        self.dialogs.pick_folder("Batch export: choose the output folder", self.model.last_dir,
+                                 self._confirm_batch)  # fmt: skip
+
+    def _confirm_batch(self, folder: Path) -> None:
+        names = [*(self.model.templates or []), "_emotions", "_sheet"]
+        clash = [n for n in names if (folder / f"{n}.png").exists() or (folder / f"{n}.json").exists()]
+        if clash:
+            self.dialogs.confirm("Replace exported files?", f"{folder} already holds sprites or templates of "
+                                 f"{len(clash)} emotions ({', '.join(clash[:5])}...). Replace them?",
+                                 lambda: self.start_batch(folder), yes="Replace", no="Cancel")  # fmt: skip
+        else:
+            self.start_batch(folder)
 
     def start_batch(self, folder: Path, formats: tuple[str, ...] | None = None) -> None:
         if self.model.character is None or self.batch is not None:
