@@ -6,6 +6,8 @@ pointer to it); a new frame is copied into it, so the upload is a ``memcpy`` and
 
 from __future__ import annotations
 
+import functools
+
 import dearpygui.dearpygui as dpg
 import numpy as np
 
@@ -22,8 +24,7 @@ def flatten_over(
     """
     h, w = rgba.shape[:2]
     if background is None:
-        yy, xx = np.indices((h, w))
-        bg = (0.40 + 0.20 * (((yy // checker) + (xx // checker)) % 2)).astype(np.float32)[..., None]
+        bg = _checkerboard(h, w, checker)
     else:
         bg = np.asarray(background, dtype=np.float32).reshape(1, 1, 3)
     alpha = np.clip(rgba[..., 3:4], 0.0, 1.0)
@@ -31,6 +32,14 @@ def flatten_over(
     out[..., :3] = np.clip(rgba[..., :3], 0.0, 1.0) * alpha + bg * (1.0 - alpha)
     out[..., 3] = 1.0
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _checkerboard(h: int, w: int, checker: int) -> np.ndarray:
+    yy, xx = np.indices((h, w))
+    board = (0.40 + 0.20 * (((yy // checker) + (xx // checker)) % 2)).astype(np.float32)[..., None]
+    board.setflags(write=False)
+    return board
 
 
 class ImageView:

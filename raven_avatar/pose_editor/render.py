@@ -102,5 +102,6 @@ class EditorRenderer:
 
 def to_display(image: torch.Tensor) -> np.ndarray:
     """A linear RGBA ``(4, H, W)`` image as sRGB float32 ``(H, W, 4)`` with straight alpha, for a GUI texture."""
-    srgb = linear_to_srgb(image.detach().float().cpu().clamp(0.0, 1.0))
-    return np.ascontiguousarray(srgb.permute(1, 2, 0).numpy(), dtype=np.float32)
+    # Convert on the device and copy once: the sRGB curve on the host costs more than the GPU's whole pose.
+    srgb = linear_to_srgb(image.detach().float().clamp(0.0, 1.0))
+    return srgb.permute(1, 2, 0).contiguous().cpu().numpy()
