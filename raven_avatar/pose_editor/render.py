@@ -67,10 +67,13 @@ class EditorRenderer:
     def render(
         self, character: Character, pose: torch.Tensor, cels: Mapping[str, float], output_index: int = 0
     ) -> torch.Tensor:
-        """One frame as a linear ``(4, 512, 512)`` float32 CPU tensor; ``output_index`` > 0 shows a THA3 internal."""
+        """One frame as a linear ``(4, 512, 512)`` float32 tensor; ``output_index`` > 0 shows a THA3 internal.
+
+        The main output stays on the poser's device: :func:`to_display` converts it there and copies it once.
+        """
         image = self.blended(character, cels)
         if output_index == 0:
-            return self.session.pose(image, pose)[0].float().cpu()
+            return self.session.pose(image, pose)[0].float()
         outputs = self.poser.pose_all(image, pose)
         if not 0 <= output_index < len(outputs):
             raise ValueError(f"output index {output_index} out of range 0..{len(outputs) - 1}")
