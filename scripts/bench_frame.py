@@ -36,7 +36,7 @@ from raven_avatar.engine.poser import default_character, load_poser
 from raven_avatar.engine.settings import defaults
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import markdown_table  # noqa: E402
+from timing import markdown_table, run_standalone  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -173,12 +173,5 @@ def run(args: argparse.Namespace) -> None:
               f"wait {stats.get('wait', 0):.3f} ms, animate {stats.get('animate', 0):.3f} ms")  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    logging.basicConfig(level=logging.WARNING)
-    run(parser.parse_args())
-
-
 if __name__ == "__main__":
-    main()
+    run_standalone(__doc__, add_arguments, run)

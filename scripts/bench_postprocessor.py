@@ -19,7 +19,7 @@ import torch
 from raven_avatar.engine.postprocessor import DEFAULT_CHAIN, Postprocessor, filters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import median_ms, test_frame  # noqa: E402
+from timing import median_ms, run_standalone, test_frame  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +69,5 @@ def run(args: argparse.Namespace) -> None:
         print(f"| {name} | " + " | ".join(results[name]) + " |")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    logging.basicConfig(level=logging.WARNING)
-    run(parser.parse_args())
-
-
 if __name__ == "__main__":
-    main()
+    run_standalone(__doc__, add_arguments, run)

@@ -20,7 +20,7 @@ import torch
 from raven_avatar.engine.upscaler import Upscaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import cuda_graphed, median_ms, test_frame  # noqa: E402
+from timing import cuda_graphed, median_ms, run_standalone, test_frame  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +83,5 @@ def run(args: argparse.Namespace) -> None:
         print(f"- {label}: {notes[label]}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    logging.basicConfig(level=logging.WARNING)
-    run(parser.parse_args())
-
-
 if __name__ == "__main__":
-    main()
+    run_standalone(__doc__, add_arguments, run)

@@ -63,3 +63,14 @@ def cuda_graphed(fn: Callable[[], object]) -> Callable[[], None]:
     with torch.cuda.graph(graph):
         fn()
     return graph.replay
+
+
+def run_standalone(doc: str | None, add_arguments: Callable, run: Callable) -> None:
+    """``main()`` of a benchmark module run as a script: its options, warnings-level logging, run."""
+    import argparse
+    import logging
+
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    add_arguments(parser)
+    logging.basicConfig(level=logging.WARNING)
+    run(parser.parse_args())

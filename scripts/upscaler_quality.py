@@ -11,7 +11,7 @@ Usage: ``python scripts/upscaler_quality.py [--images a.png b.png] [--device cpu
 from __future__ import annotations
 
 import argparse
-import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,9 @@ from PIL import Image
 
 from raven_avatar.engine.postprocessor.colorspace import linear_to_srgb, srgb_to_linear
 from raven_avatar.engine.upscaler import Upscaler
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import run_standalone  # noqa: E402
 
 CASES = [
     ("bilinear", {"mode": "bilinear"}),
@@ -70,12 +73,5 @@ def run(args: argparse.Namespace) -> None:
         print(f"| {label} | " + " | ".join(f"{v:.2f}" for v in values) + f" | {what} |")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    logging.basicConfig(level=logging.WARNING)
-    run(parser.parse_args())
-
-
 if __name__ == "__main__":
-    main()
+    run_standalone(__doc__, add_arguments, run)

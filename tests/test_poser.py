@@ -13,10 +13,8 @@ from raven_avatar.engine.poser import load_poser
 
 
 @pytest.fixture(scope="module")
-def poser(tha3_models):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RAVEN_AVATAR_MODELS_DIR", str(tha3_models.parent))
-        return load_poser("separable_float", device="cpu")
+def poser(cpu_poser):
+    return cpu_poser
 
 
 @pytest.fixture(scope="module")
