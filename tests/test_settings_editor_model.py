@@ -278,6 +278,24 @@ def test_backdrop_can_share_the_postprocessor_look(model, tmp_path):
     assert np.allclose(model.render_backdrop(64, 48), plain)
 
 
+def test_backdrop_blur_amount_is_a_setting_that_changes_the_scene(model, tmp_path):
+    image = tmp_path / "stripes.png"
+    stripes = np.zeros((100, 200, 3), np.uint8)
+    stripes[:, ::20] = 255
+    PIL.Image.fromarray(stripes).save(image)
+    model.load_backdrop(image)
+    model.set_setting("backdrop_blur", True)
+    model.set_setting("backdrop_blur_amount", 2.0)
+    light = model.render_backdrop(200, 100)
+    version = model.backdrop_version
+    model.set_setting("backdrop_blur_amount", 40.0)
+    assert model.backdrop_version > version  # the GUI re-renders it
+    heavy = model.render_backdrop(200, 100)
+    assert np.ptp(heavy[50, 40:80, 0]) < np.ptp(light[50, 40:80, 0]) / 2  # stripes washed out
+    model.set_setting("backdrop_blur_amount", 500.0)  # sliders clamp to the schema's range
+    assert model.settings["backdrop_blur_amount"] == 60.0
+
+
 def test_files_are_opened_by_what_they_hold(model, tmp_path):
     from raven_avatar.settings_editor.model import ActionError
 

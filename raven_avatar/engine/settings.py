@@ -216,6 +216,9 @@ SCHEMA: tuple[Setting, ...] = (
     # -- backdrop (drawn by the app under the avatar)
     S("backdrop_path", None, "path", doc="Image drawn behind the avatar (none: plain colour).", group="backdrop"),
     S("backdrop_blur", True, "bool", doc="Blur the backdrop image so the avatar stands out.", group="backdrop"),
+    S("backdrop_blur_amount", 12.0, "float", 0.5, 60.0,
+      doc="Blur radius in pixels per 1000 pixels of view size (the look does not change with the window size).",
+      group="backdrop"),
     S("backdrop_fit", "cover", "choice", choices=("cover", "contain", "stretch", "center"),
       doc="How the backdrop image fills the view.", group="backdrop"),
     S("backdrop_color", [0.0, 0.0, 0.0, 0.0], "color", 0.0, 1.0,

@@ -186,6 +186,13 @@ class SettingsEditorApp:
                 default_value=s["backdrop_blur"],
                 callback=lambda s_, a: self._act(m.set_setting, "backdrop_blur", a),
             )
+            self.w_blur_amount = dpg.add_slider_float(
+                label="Blur amount",
+                min_value=settingsmod.BY_KEY["backdrop_blur_amount"].low,
+                max_value=settingsmod.BY_KEY["backdrop_blur_amount"].high,
+                default_value=s["backdrop_blur_amount"],
+                callback=lambda s_, a: self._act(m.set_setting, "backdrop_blur_amount", a),
+            )
             self.w_fit = dpg.add_combo(
                 list(backdropmod.FITS),
                 label="Fit",
@@ -613,6 +620,7 @@ class SettingsEditorApp:
         self.chain_panel.rebuild()
         self._refresh_crop()
         dpg.set_value(self.w_blur, s["backdrop_blur"])
+        dpg.set_value(self.w_blur_amount, s["backdrop_blur_amount"])
         dpg.set_value(self.w_fit, s["backdrop_fit"])
         dpg.set_value(self.w_checker, s["backdrop_color"][3] <= 0)
         dpg.set_value(self.w_color, s["backdrop_color"][:3] + [1.0])

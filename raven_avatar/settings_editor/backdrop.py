@@ -14,7 +14,6 @@ import PIL.Image
 import PIL.ImageFilter
 
 FITS = ("cover", "contain", "stretch", "center")
-BLUR_RADIUS = 12.0  # px at a 1000 px view: enough that the avatar stands out, the scene still readable
 
 
 class BackdropError(Exception):
@@ -112,12 +111,13 @@ def render_backdrop(
     *,
     fit: str = "cover",
     blur: bool = True,
+    blur_amount: float = 12.0,
     color: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0),
 ) -> np.ndarray:
     """The whole scene behind the avatar for a ``width`` x ``height`` view.
 
     The base is ``color``; a colour with alpha 0 shows a checkerboard instead. The image (if any) is fitted, blurred
-    (radius scaled with the view so the look does not depend on the window size) and laid over it.
+    (``blur_amount`` px per 1000 px of view, so the look does not depend on the window size) and laid over it.
     """
     width, height = max(1, int(width)), max(1, int(height))
     base = checkerboard(width, height) if len(color) == 4 and color[3] <= 0.0 else solid(width, height, color)
@@ -125,7 +125,7 @@ def render_backdrop(
         return base
     fitted, pos = fit_image(image, width, height, fit)
     if blur:
-        radius = BLUR_RADIUS * max(width, height) / 1000.0
+        radius = blur_amount * max(width, height) / 1000.0
         # Blur premultiplied so transparent edges do not bleed black into the picture.
         fitted = fitted.convert("RGBa").filter(PIL.ImageFilter.GaussianBlur(radius)).convert("RGBA")
     arr = np.asarray(fitted, dtype=np.float32) / 255.0

@@ -407,6 +407,7 @@ class EditorModel:
             height,
             fit=s["backdrop_fit"],
             blur=s["backdrop_blur"],
+            blur_amount=s["backdrop_blur_amount"],
             color=tuple(s["backdrop_color"]),
         )
         if self.backdrop_through_postprocessor and self.postprocessor_enabled and self.chain.to_chain():
