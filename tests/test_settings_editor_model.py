@@ -294,6 +294,13 @@ def test_backdrop_blur_amount_is_a_setting_that_changes_the_scene(model, tmp_pat
     assert np.ptp(heavy[50, 40:80, 0]) < np.ptp(light[50, 40:80, 0]) / 2  # stripes washed out
     model.set_setting("backdrop_blur_amount", 500.0)  # sliders clamp to the schema's range
     assert model.settings["backdrop_blur_amount"] == 60.0
+    model.set_backdrop_through_postprocessor(True)
+    path = tmp_path / "look.json"
+    model.save_settings(path)
+    model.set_setting("backdrop_blur_amount", 5.0)
+    model.set_backdrop_through_postprocessor(False)
+    assert model.load_settings(path) == []
+    assert model.settings["backdrop_blur_amount"] == 60.0 and model.settings["backdrop_postprocess"] is True
 
 
 def test_files_are_opened_by_what_they_hold(model, tmp_path):

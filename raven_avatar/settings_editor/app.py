@@ -213,11 +213,12 @@ class SettingsEditorApp:
                 display_type=dpg.mvColorEdit_float,
                 callback=lambda: self._set_backdrop_color(),
             )
-            b = dpg.add_checkbox(
+            self.w_backdrop_post = dpg.add_checkbox(
                 label="Backdrop through the postprocessor",
+                default_value=s["backdrop_postprocess"],
                 callback=lambda s_, a: self._act(m.set_backdrop_through_postprocessor, a),
             )
-            tooltip(b, "Apply the filter chain (frozen in time) to the backdrop too, so the scene shares the look.")
+            tooltip(self.w_backdrop_post, settingsmod.BY_KEY["backdrop_postprocess"].doc)
 
         with dpg.collapsing_header(label="Settings file", default_open=True):
             with dpg.group(horizontal=True):
@@ -621,6 +622,7 @@ class SettingsEditorApp:
         self._refresh_crop()
         dpg.set_value(self.w_blur, s["backdrop_blur"])
         dpg.set_value(self.w_blur_amount, s["backdrop_blur_amount"])
+        dpg.set_value(self.w_backdrop_post, s["backdrop_postprocess"])
         dpg.set_value(self.w_fit, s["backdrop_fit"])
         dpg.set_value(self.w_checker, s["backdrop_color"][3] <= 0)
         dpg.set_value(self.w_color, s["backdrop_color"][:3] + [1.0])

@@ -99,7 +99,6 @@ class EditorModel:
         self.chain = EditableChain.from_chain(self.settings["postprocessor_chain"])
         self._saved = self.snapshot()
         self.postprocessor_enabled = True  # master switch; off sends an empty chain (the chain itself is kept)
-        self.backdrop_through_postprocessor = False  # UI preference (not in the settings schema)
         self.show_crop_overlay = True  # UI preference, never saved
         self.view_one_to_one = False  # UI preference: 1:1 pixels instead of fit-to-panel
         self.backdrop_image: PIL.Image.Image | None = None
@@ -232,7 +231,7 @@ class EditorModel:
 
     def chain_changed(self) -> None:
         self.settings["postprocessor_chain"] = self.chain.to_chain()
-        if self.backdrop_through_postprocessor:
+        if self.settings["backdrop_postprocess"]:
             self.backdrop_version += 1
         self.schedule_push()
 
@@ -395,8 +394,7 @@ class EditorModel:
         self.set_setting("backdrop_path", None)
 
     def set_backdrop_through_postprocessor(self, on: bool) -> None:
-        self.backdrop_through_postprocessor = bool(on)
-        self.backdrop_version += 1
+        self.set_setting("backdrop_postprocess", bool(on))
 
     def render_backdrop(self, width: int, height: int) -> np.ndarray:
         """The scene behind the avatar at a view size ((H, W, 4) float32 sRGB); CPU work, call off the GUI thread."""
@@ -410,7 +408,7 @@ class EditorModel:
             blur_amount=s["backdrop_blur_amount"],
             color=tuple(s["backdrop_color"]),
         )
-        if self.backdrop_through_postprocessor and self.postprocessor_enabled and self.chain.to_chain():
+        if s["backdrop_postprocess"] and self.postprocessor_enabled and self.chain.to_chain():
             scene = _postprocess_still(scene, self.chain.to_chain())
         return scene
 
