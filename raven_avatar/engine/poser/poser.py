@@ -188,7 +188,8 @@ class PoseSession:
                 buf.stage_out[name] = fn()
         torch.cuda.current_stream(self.poser.device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: another avatar or a still rendering on another thread must not break this capture.
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             buf.stage_out[name] = fn()
         buf.graphs[name] = graph
         graph.replay()
