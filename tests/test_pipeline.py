@@ -148,6 +148,20 @@ def test_avatar_renders_pauses_and_consumes(avatar):
     assert stats["fps"] > 0 and stats["errors"] == 0 and stats["pose"] >= 0 and stats["target_fps"] == 25
 
 
+def test_a_frame_rendered_before_a_settings_change_is_not_handed_out(avatar):
+    avatar.start()
+    taken = avatar.wait_frame(timeout=120)
+    assert taken is not None, avatar.last_error
+    deadline = time.monotonic() + 60
+    while avatar.stats["frames"] <= taken.index and time.monotonic() < deadline:  # an untaken 512² frame exists
+        threading.Event().wait(0.05)
+    assert avatar.stats["frames"] > taken.index
+    avatar.load_settings({**PLAIN, "upscale": 1.5, "upscale_quality": "bilinear"})
+    frame = avatar.wait_frame(after=taken.index, timeout=120)
+    assert (frame.width, frame.height) == (768, 768)
+    assert frame.index > taken.index + 1  # the stale frame's index was skipped, not reused
+
+
 def test_a_failing_frame_is_reported_and_rendering_goes_on(avatar, monkeypatch, caplog):
     session = avatar.pipeline.session
     real_pose = session.pose

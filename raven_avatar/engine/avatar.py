@@ -152,6 +152,7 @@ class Avatar:
             self.animator.set_data_cel_count(data_cel_count(character))
             self._templates = templates
             self.renderer.request_warm_up()
+            self.renderer.drop_untaken()
 
     # ---------------------------------------------------------------------------------------------------- emotions
 
@@ -182,6 +183,7 @@ class Avatar:
         with self.renderer.frame_boundary():
             self.animator.set_templates(templates)
             self._templates = templates
+            self.renderer.drop_untaken()
         return list(templates.problems)
 
     def _resolve_templates(self, character: Character) -> emotionsmod.TemplateSet:
@@ -251,6 +253,9 @@ class Avatar:
     def load_settings(self, source: Mapping[str, Any] | PathLike | None) -> list[settingsmod.Problem]:
         """Apply new settings between two frames; returns the problems found (those values were not applied).
 
+        A frame rendered with the old settings that nobody has taken yet is dropped: the next frame handed out
+        (``latest_frame``/``wait_frame``) uses the new settings. Loading a character or templates does the same.
+
         Same layering as the constructor. A file that cannot be read raises ``SettingsError`` and changes nothing.
         """
         new, problems = resolve_settings(source)
@@ -264,6 +269,7 @@ class Avatar:
             self.settings_problems = problems
             if self._output_key(new) != old_size:
                 self.renderer.request_warm_up()
+            self.renderer.drop_untaken()
         return problems
 
     @staticmethod

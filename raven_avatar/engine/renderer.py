@@ -72,6 +72,7 @@ class Renderer:
         self._cond = threading.Condition()  # guards the flags and the slot below
         self._latest: Frame | None = None
         self._consumed = True
+        self._taken: Frame | None = None  # the last frame handed out
         self._paused = False
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -154,9 +155,17 @@ class Renderer:
         """The newest frame (None before the first). Taking it lets the renderer start the next one."""
         with self._cond:
             if self._latest is not None and not self._consumed:
-                self._consumed = True
+                self._consumed, self._taken = True, self._latest
                 self._cond.notify_all()
             return self._latest
+
+    def drop_untaken(self) -> None:
+        """Forget a frame rendered before a change that nobody has taken yet, so that the next frame handed out
+        shows the change (call inside :meth:`frame_boundary`)."""
+        with self._cond:
+            if self._latest is not None and not self._consumed:
+                self._latest, self._consumed = self._taken, True
+                self._cond.notify_all()
 
     def wait_frame(self, after: int = 0, timeout: float | None = None) -> Frame | None:
         """Wait for a frame with ``index > after`` and take it; None on timeout (see also :attr:`last_error`)."""
