@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from raven_avatar.engine.download import atomic_path
+from raven_avatar.engine.fileio import atomic_path
 from raven_avatar.engine.postprocessor.colorspace import linear_to_srgb, srgb_to_linear
 from raven_avatar.engine.upscaler import MAX_FACTOR, MIN_FACTOR, MODES, PRESETS, QUALITIES, Upscaler
 

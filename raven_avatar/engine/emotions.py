@@ -25,7 +25,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +33,7 @@ from pathlib import Path
 import torch
 
 from raven_avatar.engine.character import SUPPORTED_CELS
+from raven_avatar.engine.fileio import atomic_write, atomic_write_json
 from raven_avatar.engine.paths import asset_path, user_data_dir
 from raven_avatar.engine.pose import KEYS, pose_from_dict, pose_to_dict
 
@@ -286,24 +286,6 @@ def load_templates(character_path: str | os.PathLike[str] | None = None) -> Temp
     return TemplateSet(templates, sources, problems, zero)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_json(path: Path, data: object) -> None:
-    _atomic_write(path, (json.dumps(data, indent=4) + "\n").encode("utf-8"))
-
-
 def _backup(directory: Path, files: Iterable[Path], reason: str) -> Path:
     """Copy ``files`` into a new timestamped folder ``directory/backups/<time>-<reason>``.
 
@@ -318,7 +300,7 @@ def _backup(directory: Path, files: Iterable[Path], reason: str) -> Path:
         if existed:
             shutil.copy2(f, target / f.name)
         manifest[f.name] = existed
-    _atomic_write_json(target / _MANIFEST, {"files": manifest})
+    atomic_write_json(target / _MANIFEST, {"files": manifest})
     return target
 
 
@@ -332,7 +314,7 @@ def save_template(template: EmotionTemplate, directory: str | os.PathLike[str] |
     path = directory / f"{template.name}.json"
     if path.exists():
         _backup(directory, [path], f"save-{template.name}")
-    _atomic_write_json(path, {template.name: template.to_json()})
+    atomic_write_json(path, {template.name: template.to_json()})
     return path
 
 
@@ -350,7 +332,7 @@ def save_emotions_file(
     path = Path(path)
     if path.exists():
         _backup(path.parent, [path], f"save-{path.stem}")
-    _atomic_write_json(path, data)
+    atomic_write_json(path, data)
     return path
 
 
@@ -400,7 +382,7 @@ def restore_backup(path: str | os.PathLike[str] | None = None) -> Path:
     _backup(directory, files, "before-restore")
     for target, existed in files.items():
         if existed:
-            _atomic_write(target, (path / target.name).read_bytes())
+            atomic_write(target, (path / target.name).read_bytes())
         else:
             target.unlink(missing_ok=True)
     return path

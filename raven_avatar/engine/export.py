@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .download import atomic_path
+from .fileio import atomic_path
 from .postprocessor.colorspace import linear_to_srgb
 
 

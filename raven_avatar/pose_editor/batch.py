@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from raven_avatar.engine.character import Character
-from raven_avatar.engine.download import atomic_path
 from raven_avatar.engine.emotions import EmotionTemplate, save_emotions_file
 from raven_avatar.engine.export import encode_png, to_srgb8, write_sprite_sheet
+from raven_avatar.engine.fileio import atomic_path
 from raven_avatar.pose_editor.render import EditorRenderer
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ import PIL.Image
 
 from raven_avatar.engine import emotions as emotionsmod
 from raven_avatar.engine import settings as settingsmod
-from raven_avatar.engine.download import atomic_path
 from raven_avatar.engine.export import encode_png
+from raven_avatar.engine.fileio import atomic_path
 from raven_avatar.engine.paths import asset_path
 from raven_avatar.engine.postprocessor import ChainError
 

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from raven_avatar.engine.download import (
     DownloadError,
-    atomic_path,
     download_file,
     extract_from_wheel,
     file_sha256,
     pypi_wheel,
 )
+from raven_avatar.engine.fileio import atomic_path
 from raven_avatar.engine.paths import user_cache_dir
 
 log = logging.getLogger(__name__)

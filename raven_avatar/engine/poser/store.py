@@ -42,13 +42,13 @@ from raven_avatar.engine.download import (
     ChecksumError,
     DownloadError,
     OfflineError,
-    atomic_path,
     extract_from_wheel,
     file_sha256,
     is_offline,
     locked,
     pypi_wheel,
 )
+from raven_avatar.engine.fileio import atomic_path
 from raven_avatar.engine.paths import user_cache_dir
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from raven_avatar.engine.download import atomic_path
+from raven_avatar.engine.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from raven_avatar.engine.download import atomic_path
 from raven_avatar.engine.export import to_srgb8, write_png
+from raven_avatar.engine.fileio import atomic_path
 
 from .audio import save_audio
 
