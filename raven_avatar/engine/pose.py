@@ -110,6 +110,10 @@ EYEBROW_SLICE = slice(0, 12)
 FACE_SLICE = slice(12, 39)
 BODY_SLICE = slice(39, 45)
 
+#: The mouth-open morphs: generic talking drives one of them, lipsync any of them.
+MOUTH_OPEN_KEYS = ("mouth_aaa_index", "mouth_iii_index", "mouth_uuu_index", "mouth_eee_index", "mouth_ooo_index",
+                   "mouth_delta")  # fmt: skip
+
 _LOOKUP: dict[str, PoseParam] = {**{p.name: p for p in PARAMS}, **{p.key: p for p in PARAMS}}
 
 LOWS = torch.tensor([p.low for p in PARAMS])

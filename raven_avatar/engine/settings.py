@@ -50,15 +50,7 @@ KINDS = (
     "chain",
 )
 
-#: The mouth-open morphs; generic talking drives one and holds the others shut.
-MOUTH_OPEN_KEYS = (
-    "mouth_aaa_index",
-    "mouth_iii_index",
-    "mouth_uuu_index",
-    "mouth_eee_index",
-    "mouth_ooo_index",
-    "mouth_delta",
-)
+MOUTH_OPEN_KEYS = pose.MOUTH_OPEN_KEYS  # generic talking drives one and holds the others shut
 
 CROP_KEYS = ("enabled", "left", "top", "right", "bottom")
 _ANIMEFX_KEYS = ("enabled", "emotions", "type", "fps", "duration", "cels")

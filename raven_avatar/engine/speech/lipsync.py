@@ -25,16 +25,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..pose import MOUTH_OPEN_KEYS
 from .tts import Phoneme
 
-MOUTH_KEYS = (
-    "mouth_aaa_index",
-    "mouth_iii_index",
-    "mouth_uuu_index",
-    "mouth_eee_index",
-    "mouth_ooo_index",
-    "mouth_delta",
-)
+MOUTH_KEYS = MOUTH_OPEN_KEYS  # the morphs lipsync drives (all mouth-open shapes)
 CLOSED: dict[str, float] = dict.fromkeys(MOUTH_KEYS, 0.0)
 LONG_PAUSE = 0.5  # seconds: a sentence-end pause at least this long closes the mouth
 TICK = 0.01  # seconds between lipsync updates
