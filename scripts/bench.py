@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import markdown_table, median_ms  # noqa: E402
+from timing import add_device_arguments, markdown_table, median_ms  # noqa: E402
 
 from raven_avatar.engine.device import describe  # noqa: E402
 from raven_avatar.engine.poser import load_poser  # noqa: E402
@@ -114,10 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     if what != "poser":
         parser.error(f"unknown benchmark {what!r}: choose poser, {', '.join(SUBCOMMANDS)}")
     parser.add_argument("--variants", nargs="+", help="THA3 variants (default: separable_half+float on CUDA)")
-    parser.add_argument("--cuda-iters", type=int, default=200)
-    parser.add_argument("--cpu-iters", type=int, default=10)
-    parser.add_argument("--no-cpu", action="store_true")
-    parser.add_argument("--no-cuda", action="store_true")
+    add_device_arguments(parser, cpu_iters=10)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args(rest)
     logging.basicConfig(level=logging.WARNING)

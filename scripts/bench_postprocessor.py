@@ -19,7 +19,7 @@ import torch
 from raven_avatar.engine.postprocessor import DEFAULT_CHAIN, Postprocessor, filters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import median_ms, run_standalone, test_frame  # noqa: E402
+from timing import add_device_arguments, median_ms, run_standalone, test_frame  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 768, 1024], help="square frame sizes")
     parser.add_argument("--filters", nargs="+", default=None, help="filters to time (default: all)")
     parser.add_argument("--no-filters", action="store_true", help="time only the default chain")
-    parser.add_argument("--cuda-iters", type=int, default=200, help="timed runs per case on CUDA")
-    parser.add_argument("--cpu-iters", type=int, default=3, help="timed runs per case on the CPU")
-    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU runs")
-    parser.add_argument("--no-cuda", action="store_true", help="skip the CUDA runs")
+    add_device_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> None:

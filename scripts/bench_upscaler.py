@@ -20,7 +20,7 @@ import torch
 from raven_avatar.engine.upscaler import Upscaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import cuda_graphed, median_ms, run_standalone, test_frame  # noqa: E402
+from timing import add_device_arguments, cuda_graphed, median_ms, run_standalone, test_frame  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=512, help="square input size (default 512)")
     parser.add_argument("--factor", type=float, default=2.0, help="upscale factor, 1.0-2.0 (default 2.0)")
     parser.add_argument("--rgb", action="store_true", help="time 3-channel frames instead of RGBA")
-    parser.add_argument("--cuda-iters", type=int, default=200, help="timed runs per case on CUDA")
-    parser.add_argument("--cpu-iters", type=int, default=3, help="timed runs per case on the CPU")
-    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU runs")
-    parser.add_argument("--no-cuda", action="store_true", help="skip the CUDA runs")
+    add_device_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> None:

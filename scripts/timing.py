@@ -35,6 +35,14 @@ def median_ms(fn: Callable[[int], object], device: torch.device, *, iters: int, 
     return statistics.median(times)
 
 
+def add_device_arguments(parser, *, cuda_iters: int = 200, cpu_iters: int = 3) -> None:
+    """The options every benchmark shares: runs per case on each device, and skipping a device."""
+    parser.add_argument("--cuda-iters", type=int, default=cuda_iters, help="timed runs per case on CUDA")
+    parser.add_argument("--cpu-iters", type=int, default=cpu_iters, help="timed runs per case on the CPU")
+    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU runs")
+    parser.add_argument("--no-cuda", action="store_true", help="skip the CUDA runs")
+
+
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

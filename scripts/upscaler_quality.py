@@ -23,16 +23,9 @@ from raven_avatar.engine.postprocessor.colorspace import linear_to_srgb, srgb_to
 from raven_avatar.engine.upscaler import Upscaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_upscaler import CASES  # noqa: E402  (the same modes the speed benchmark times)
 from timing import run_standalone  # noqa: E402
 
-CASES = [
-    ("bilinear", {"mode": "bilinear"}),
-    ("bicubic", {"mode": "bicubic"}),
-    ("lanczos", {"mode": "lanczos"}),
-    ("anime4k C high", {"mode": "anime4k", "preset": "C", "quality": "high"}),
-    ("anime4k C low", {"mode": "anime4k", "preset": "C", "quality": "low"}),
-    ("anime4k A high", {"mode": "anime4k", "preset": "A", "quality": "high"}),
-]
 DEFAULT_CHARACTERS = ("lambda_00", "lambda_01", "crypko_00")
 
 
