@@ -1,9 +1,10 @@
-"""Modal dialogs (message, confirm, text prompt) and file dialogs, shown one at a time.
+"""Modal dialogs (message, confirm, text prompt, panel) and file dialogs, shown one at a time.
 
-DearPyGui cannot stack modals (a second one is silently invisible), so :class:`Dialogs` queues them: a dialog asked
-for while another is open appears when that one closes. Enter accepts and Esc cancels the open dialog (wire
-:meth:`Dialogs.accept` / :meth:`Dialogs.cancel` to those keys; :mod:`raven_avatar.gui.hotkeys` does). Every dialog
-is deleted when closed, so no item tag is ever reused.
+DearPyGui cannot stack modals, and a modal opened in the frame in which another one closed is invisible yet
+blocks all input. So :class:`Dialogs` queues every dialog and :meth:`Dialogs.tick` (called once per frame, before
+rendering) shows the next one only on a frame after the previous one closed. Enter accepts and Esc cancels the open
+dialog (:mod:`raven_avatar.gui.hotkeys` sends them here). Every dialog window is deleted when closed, so no item tag
+is ever reused. File dialogs remember their folder per kind (:class:`~raven_avatar.gui.folders.FolderMemory`).
 """
 
 from __future__ import annotations
@@ -15,26 +16,34 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
+from raven_avatar.gui.callbacks import Callbacks
+from raven_avatar.gui.filedialog import FileDialog, FileRequest
+from raven_avatar.gui.folders import FolderMemory
+
 log = logging.getLogger(__name__)
 
 WIDTH = 640
+FILE_WIDTH, FILE_HEIGHT = 820, 540
 
 
 @dataclass
 class _Open:
     window: int | str
+    kind: str  # "message", "confirm", "text", "panel", "file"
     on_accept: Callable[[], None] | None
-    on_cancel: Callable[[], None] | None
-    kind: str  # "message", "confirm", "text", "file"
-    on_file: Callable[[Path], None] | None = None
+    file: FileDialog | None = None
 
 
 class Dialogs:
     """The app's dialogs; create after the DearPyGui context exists."""
 
-    def __init__(self) -> None:
-        self._queue: list[Callable[[], None]] = []
+    def __init__(self, callbacks: Callbacks, folders: FolderMemory | None = None) -> None:
+        self._cb = callbacks
+        self.folders = folders or FolderMemory()
+        self._queue: list[Callable[[], _Open]] = []
         self._open: _Open | None = None
+        self._frame = 0
+        self._closed_frame = -1
         #: Every message shown (title, text), newest last; lets tests and logs see what the user saw.
         self.history: list[tuple[str, str]] = []
 
@@ -42,24 +51,34 @@ class Dialogs:
 
     @property
     def is_open(self) -> bool:
-        return self._open is not None
+        """Whether a dialog is open or about to open (hotkeys stay off until the queue is empty)."""
+        return self._open is not None or bool(self._queue)
 
     @property
     def open_kind(self) -> str | None:
         return self._open.kind if self._open else None
 
-    def _show(self, build: Callable[[], None]) -> None:
-        if self._open is None:
-            build()
-        else:
-            self._queue.append(build)
+    @property
+    def open_window(self) -> int | str | None:
+        return self._open.window if self._open else None
+
+    @property
+    def file_dialog(self) -> FileDialog | None:
+        return self._open.file if self._open else None
+
+    def tick(self) -> bool:
+        """Once per frame, before rendering: open the next queued dialog if its turn has come. Whether it did."""
+        self._frame += 1
+        if self._open is not None or not self._queue or self._frame <= self._closed_frame + 1:
+            return False
+        self._open = self._queue.pop(0)()
+        return True
 
     def _close(self) -> None:
         current, self._open = self._open, None
+        self._closed_frame = self._frame
         if current is not None and dpg.does_item_exist(current.window):
             dpg.delete_item(current.window)
-        if self._queue:
-            self._queue.pop(0)()
 
     def _finish(self, action: Callable[[], None] | None) -> None:
         self._close()
@@ -67,62 +86,65 @@ class Dialogs:
             action()
 
     def accept(self) -> None:
-        """Enter: the default button of the open dialog."""
-        if self._open is not None and self._open.kind != "file":
+        """Enter: the default button of the open dialog (a file dialog's Open/Save)."""
+        if self._open is None:
+            return
+        if self._open.file is not None:
+            self._open.file.enter()
+        else:
             self._finish(self._open.on_accept)
 
     def cancel(self) -> None:
         """Esc: close the open dialog without acting (a confirm dialog's "no" action is not run either)."""
         if self._open is not None:
-            self._finish(self._open.on_cancel if self._open.kind == "file" else None)
+            self._finish(None)
 
-    def submit_file(self, path: str | Path) -> None:
-        """Pick ``path`` in the open file dialog, as if the user had chosen it (for tests and drag and drop)."""
-        if self._open is None or self._open.kind != "file" or self._open.on_file is None:
-            raise RuntimeError("no file dialog is open")
-        on_file = self._open.on_file
-        self._finish(lambda: on_file(Path(path)))
+    def browse(self, step: int | str) -> bool:
+        """Up/Down/Home/End while a file dialog is open move its selection; whether they were used."""
+        if self._open is None or self._open.file is None:
+            return False
+        self._open.file.browse(step)
+        return True
 
     # -- building -----------------------------------------------------------------------------------------------------
 
-    def _window(self, title: str) -> int | str:
+    def _window(self, title: str, width: int = WIDTH, height: int = 0) -> int | str:
         vw, vh = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
-        return dpg.add_window(
-            label=title, modal=True, no_collapse=True, no_close=True, autosize=True,
-            pos=(max(0, (vw - WIDTH) // 2), max(0, vh // 3)), min_size=(WIDTH // 2, 80),
-        )  # fmt: skip
+        width = min(width, vw - 20)
+        kwargs = {"width": width, "height": min(height, vh - 40)} if height else {"autosize": True}
+        y = max(0, (vh - height) // 2) if height else max(0, vh // 3)
+        return dpg.add_window(label=title, modal=True, no_collapse=True, no_close=True,
+                              pos=(max(0, (vw - width) // 2), y), min_size=(width // 2, 80), **kwargs)  # fmt: skip
+
+    def _button(self, label: str, parent: int | str, action: Callable[[], None] | None, width: int = 0) -> None:
+        dpg.add_button(label=label, parent=parent, width=width, callback=self._cb.click(self._finish, action))
 
     def message(self, title: str, text: str, on_close: Callable[[], None] | None = None) -> None:
         """An information or error box with one OK button (Enter or Esc close it)."""
         self.history.append((title, text))
         log.info("dialog %r: %s", title, text)
 
-        def build() -> None:
+        def build() -> _Open:
             win = self._window(title)
             dpg.add_text(text, wrap=WIDTH - 20, parent=win)
-            dpg.add_button(label="OK", width=100, parent=win, callback=lambda: self._finish(on_close))
-            self._open = _Open(win, on_close, on_close, "message")
+            self._button("OK [Enter]", win, on_close, 120)
+            return _Open(win, "message", on_close)
 
-        self._show(build)
+        self._queue.append(build)
+
+    def error(self, text: str, title: str = "Error") -> None:
+        self.message(title, text)
 
     def panel(self, title: str, build_body: Callable[[int | str], None], width: int, height: int) -> None:
         """A larger modal (help card, report) whose body ``build_body(window)`` adds; Esc/Enter close it."""
 
-        def build() -> None:
-            vw, vh = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
-            w, h = min(width, vw - 40), min(height, vh - 60)
-            win = dpg.add_window(
-                label=title, modal=True, no_close=True, no_collapse=True, width=w, height=h,
-                pos=(max(0, (vw - w) // 2), max(0, (vh - h) // 2)),
-            )  # fmt: skip
+        def build() -> _Open:
+            win = self._window(title, width, height)
             build_body(win)
-            dpg.add_button(label="Close [Esc]", parent=win, callback=lambda: self._finish(None))
-            self._open = _Open(win, None, None, "panel")
+            self._button("Close [Esc]", win, None)
+            return _Open(win, "panel", None)
 
-        self._show(build)
-
-    def error(self, text: str, title: str = "Error") -> None:
-        self.message(title, text)
+        self._queue.append(build)
 
     def confirm(
         self,
@@ -136,21 +158,21 @@ class Dialogs:
         """A yes/no question; Enter is yes, Esc closes without either action."""
         self.history.append((title, text))
 
-        def build() -> None:
+        def build() -> _Open:
             win = self._window(title)
             dpg.add_text(text, wrap=WIDTH - 20, parent=win)
             row = dpg.add_group(horizontal=True, parent=win)
-            dpg.add_button(label=yes, parent=row, callback=lambda: self._finish(on_yes))
-            dpg.add_button(label=no, parent=row, callback=lambda: self._finish(on_no))
-            dpg.add_button(label="Cancel", parent=row, callback=lambda: self._finish(None))
-            self._open = _Open(win, on_yes, None, "confirm")
+            self._button(f"{yes} [Enter]", row, on_yes)
+            self._button(no, row, on_no)
+            self._button("Cancel [Esc]", row, None)
+            return _Open(win, "confirm", on_yes)
 
-        self._show(build)
+        self._queue.append(build)
 
     def ask_text(self, title: str, prompt: str, default: str, on_ok: Callable[[str], None]) -> None:
         """Ask for one line of text; Enter or OK calls ``on_ok(text)``."""
 
-        def build() -> None:
+        def build() -> _Open:
             win = self._window(title)
             dpg.add_text(prompt, wrap=WIDTH - 20, parent=win)
             field = dpg.add_input_text(default_value=default, width=WIDTH - 40, parent=win, on_enter=True)
@@ -159,56 +181,41 @@ class Dialogs:
                 text = dpg.get_value(field)
                 self._finish(lambda: on_ok(text))
 
-            dpg.configure_item(field, callback=ok)
+            dpg.configure_item(field, callback=self._cb.click(ok))
             row = dpg.add_group(horizontal=True, parent=win)
-            dpg.add_button(label="OK", width=100, parent=row, callback=ok)
-            dpg.add_button(label="Cancel", width=100, parent=row, callback=lambda: self._finish(None))
-            self._open = _Open(win, ok, None, "text")
+            dpg.add_button(label="OK [Enter]", width=120, parent=row, callback=self._cb.click(ok))
+            self._button("Cancel [Esc]", row, None, 120)
             dpg.focus_item(field)
+            return _Open(win, "text", ok)
 
-        self._show(build)
+        self._queue.append(build)
 
-    def _file(
-        self,
-        title: str,
-        on_pick: Callable[[Path], None],
-        *,
-        folder: Path,
-        extensions: Sequence[str] = (),
-        default_name: str = "",
-        directory: bool = False,
-    ) -> None:
-        def build() -> None:
-            def chosen(_sender: object, app_data: dict) -> None:
-                picked = app_data.get("file_path_name") or ""
-                if directory:
-                    picked = app_data.get("current_path") or picked
-                if picked:
-                    self._finish(lambda: on_pick(Path(picked)))
-                else:
-                    self._finish(None)
+    def _file(self, request: FileRequest, kind: str, on_pick: Callable[[Path], None]) -> None:
+        def build() -> _Open:
+            win = self._window(request.title, FILE_WIDTH, FILE_HEIGHT)
 
-            vw, vh = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
-            dlg = dpg.add_file_dialog(
-                label=title, directory_selector=directory, modal=True, show=True, callback=chosen,
-                cancel_callback=lambda *_: self._finish(None), default_path=str(folder),
-                default_filename=default_name, width=min(900, vw - 40), height=min(560, vh - 80),
-            )  # fmt: skip
-            for ext in extensions:
-                dpg.add_file_extension(ext, parent=dlg)
-            if extensions:
-                dpg.add_file_extension(".*", parent=dlg)
-            self._open = _Open(dlg, None, None, "file", on_file=on_pick)
+            def done(path: Path) -> None:
+                self.folders.remember(kind, path if request.mode == "folder" else path.parent)
+                self._finish(lambda: on_pick(path))
 
-        self._show(build)
+            body = FileDialog(self._cb, win, request, done, FILE_WIDTH, FILE_HEIGHT - 190)
+            dpg.configure_item(body.cancel_button, callback=self._cb.click(self._finish, None))
+            return _Open(win, "file", None, body)
 
-    def open_file(self, title: str, extensions: Sequence[str], folder: Path, on_pick: Callable[[Path], None]) -> None:
-        self._file(title, on_pick, folder=folder, extensions=extensions)
+        self._queue.append(build)
 
-    def save_file(
-        self, title: str, extensions: Sequence[str], folder: Path, default_name: str, on_pick: Callable[[Path], None]
-    ) -> None:
-        self._file(title, on_pick, folder=folder, extensions=extensions, default_name=default_name)
+    def open_file(self, title: str, kind: str, extensions: Sequence[str], folder: Path | None,
+                  on_pick: Callable[[Path], None]) -> None:  # fmt: skip
+        """Ask for an existing file; starts in the folder last used for ``kind``, else ``folder``."""
+        start = self.folders.get(kind, folder)
+        self._file(FileRequest(title, "open", start, tuple(extensions)), kind, on_pick)
 
-    def pick_folder(self, title: str, folder: Path, on_pick: Callable[[Path], None]) -> None:
-        self._file(title, on_pick, folder=folder, directory=True)
+    def save_file(self, title: str, kind: str, extensions: Sequence[str], folder: Path | None, default_name: str,
+                  on_pick: Callable[[Path], None]) -> None:  # fmt: skip
+        """Ask for a file name to write; never starts in the model cache or the installed package."""
+        start = self.folders.get(kind, folder, for_saving=True)
+        self._file(FileRequest(title, "save", start, tuple(extensions), default_name), kind, on_pick)
+
+    def pick_folder(self, title: str, kind: str, folder: Path | None, on_pick: Callable[[Path], None]) -> None:
+        start = self.folders.get(kind, folder, for_saving=True)
+        self._file(FileRequest(title, "folder", start), kind, on_pick)

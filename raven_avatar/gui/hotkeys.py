@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import dearpygui.dearpygui as dpg
 
+from raven_avatar.gui.callbacks import Callbacks
 from raven_avatar.gui.dialogs import Dialogs
 
 log = logging.getLogger(__name__)
@@ -49,22 +51,45 @@ class Hotkey:
         return "+".join([*(["Ctrl"] if self.ctrl else []), *(["Shift"] if self.shift else []), key_name(self.key)])
 
 
-@dataclass
-class _List:
+class Browsable(Protocol):
+    """A list the arrow keys can browse: a :class:`~raven_avatar.gui.listview.ListView` or a :class:`ComboList`."""
+
     item: int | str
-    items: Callable[[], Sequence[str]]
-    on_select: Callable[[str], None]
+
+    def items(self) -> Sequence[str]: ...
+
+    def get(self) -> str | None: ...
+
+    def choose(self, value: str) -> None: ...
+
+
+class ComboList:
+    """A combo as a :class:`Browsable`: ``choose`` sets it and calls ``on_select`` as picking the entry would."""
+
+    def __init__(self, item: int | str, items: Callable[[], Sequence[str]], on_select: Callable[[str], None]):
+        self.item, self._items, self._on_select = item, items, on_select
+
+    def items(self) -> Sequence[str]:
+        return self._items()
+
+    def get(self) -> str | None:
+        return dpg.get_value(self.item)
+
+    def choose(self, value: str) -> None:
+        dpg.set_value(self.item, value)
+        self._on_select(value)
 
 
 class HotkeyTable:
     """The app's hotkeys. Add entries, then :meth:`install` once the DearPyGui context exists."""
 
-    def __init__(self, dialogs: Dialogs):
+    def __init__(self, dialogs: Dialogs, callbacks: Callbacks):
         self.dialogs = dialogs
+        self._cb = callbacks
         self.entries: list[Hotkey] = []
         self.notes: list[tuple[str, str]] = []  # (chord, description) documented but handled elsewhere
-        self._lists: list[_List] = []
-        self._current: int | str | None = None  # the list last clicked or focused by a hotkey
+        self._lists: list[Browsable] = []
+        self._current: Browsable | None = None  # the list last clicked or focused by a hotkey
         # Keys held down, from press/release events in queue order: callbacks may run a frame after the event, when
         # a quick Ctrl+S is already released, so is_key_down() at dispatch time would miss the Ctrl.
         self._down: set[int] = set()
@@ -79,27 +104,30 @@ class HotkeyTable:
         """Document a key handled by a widget itself (help card only)."""
         self.notes.append((chord, description))
 
-    def add_list(self, item: int | str, items: Callable[[], Sequence[str]], on_select: Callable[[str], None]) -> None:
-        """Let Up/Down/Home/End/PageUp/PageDown browse ``item`` (a listbox or combo) while it has the focus."""
-        self._lists.append(_List(item, items, on_select))
+    def add_list(self, target: Browsable) -> None:
+        """Let Up/Down/Home/End/PageUp/PageDown browse ``target`` while it has the focus (or was clicked last)."""
+        self._lists.append(target)
 
-    def focus_list(self, item: int | str) -> None:
+    def focus_list(self, target: Browsable) -> None:
         """Give a registered list the keyboard (ImGui does not report a focused listbox, so this is tracked here)."""
-        dpg.focus_item(item)
-        self._current = item
+        dpg.focus_item(target.item)
+        self._current = target
 
     def _clicked(self) -> None:
-        self._current = next((entry.item for entry in self._lists if dpg.is_item_hovered(entry.item)), None)
+        self._current = next((t for t in self._lists if dpg.is_item_hovered(t.item)), None)
 
     def install(self) -> None:
         with dpg.handler_registry():
-            dpg.add_key_press_handler(callback=lambda _s, key: self._pressed(int(key)))
-            dpg.add_key_release_handler(callback=lambda _s, key: self._down.discard(int(key)))
-            dpg.add_mouse_click_handler(callback=lambda: self._clicked())
+            dpg.add_key_press_handler(callback=self._cb.value(self._pressed))
+            dpg.add_key_release_handler(callback=self._cb.value(self._released))
+            dpg.add_mouse_click_handler(callback=self._cb.click(self._clicked))
+
+    def _released(self, key: int) -> None:
+        self._down.discard(int(key))
 
     def _pressed(self, key: int) -> None:
-        self._down.add(key)
-        self.dispatch(key)
+        self._down.add(int(key))
+        self.dispatch(int(key))
 
     # -- dispatch -----------------------------------------------------------------------------------------------------
 
@@ -117,6 +145,8 @@ class HotkeyTable:
             if key in (dpg.mvKey_Return, getattr(dpg, "mvKey_KeypadEnter", -1)) and not self.typing():
                 self.dialogs.accept()
                 return True
+            if key in _BROWSE and not self.typing():
+                return self.dialogs.browse(_BROWSE[key])
             return False
         if self.typing():
             return False
@@ -136,15 +166,15 @@ class HotkeyTable:
 
     def browse(self, key: int) -> bool:
         """Move the selection of the list last clicked or focused by a hotkey, else of a focused combo."""
-        target = next((entry for entry in self._lists if entry.item == self._current), None)
+        target = self._current if self._current in self._lists else None
         if target is None:
-            target = next((entry for entry in self._lists if dpg.is_item_focused(entry.item)), None)
+            target = next((t for t in self._lists if dpg.is_item_focused(t.item)), None)
         if target is None:
             return False
         items = list(target.items())
         if not items:
             return False
-        current = dpg.get_value(target.item)
+        current = target.get()
         index = items.index(current) if current in items else 0
         step = _BROWSE[key]
         if step == "first":
@@ -153,6 +183,5 @@ class HotkeyTable:
             index = len(items) - 1
         else:
             index = min(max(index + int(step), 0), len(items) - 1)
-        dpg.set_value(target.item, items[index])
-        target.on_select(items[index])
+        target.choose(items[index])
         return True

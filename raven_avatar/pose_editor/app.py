@@ -8,9 +8,8 @@ management), so the model is only ever touched from one thread.
 
 from __future__ import annotations
 
-import concurrent.futures
+import functools
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -28,12 +27,14 @@ from raven_avatar.engine.device import describe
 from raven_avatar.engine.emotions import TemplateError
 from raven_avatar.engine.poser import Poser
 from raven_avatar.gui import layout
-from raven_avatar.gui.dialogs import Dialogs
-from raven_avatar.gui.filedrop import FileDrop
+from raven_avatar.gui.filedialog import IMAGE_EXTENSIONS
 from raven_avatar.gui.helpcard import show_help
-from raven_avatar.gui.hotkeys import HotkeyTable
+from raven_avatar.gui.hotkeys import ComboList
+from raven_avatar.gui.listview import ListView
+from raven_avatar.gui.shell import Shell
+from raven_avatar.gui.text import fit_lines
 from raven_avatar.gui.texture import ImageView, flatten_over
-from raven_avatar.gui.theme import ERROR_COLOUR, OK_COLOUR, apply_theme
+from raven_avatar.gui.theme import ERROR_COLOUR, OK_COLOUR
 from raven_avatar.pose_editor.batch import BatchResult, batch_export
 from raven_avatar.pose_editor.model import (
     EDITABLE_CELS,
@@ -53,7 +54,8 @@ TITLE = "raven_avatar pose editor"
 IMAGE_SIZE = 512
 CONTROL_COLUMN_W = 310  # each of the two slider columns
 _CATEGORY_TITLES = {"eyebrow": "Eyebrow", "eye": "Eye", "iris_morph": "Iris size", "mouth": "Mouth"}
-_IMAGE_EXTENSIONS = (".png", ".webp", ".tif", ".tiff")
+#: The window's preferred and smallest sizes (it is fitted to the screen's work area).
+WINDOW_SIZE, MIN_WINDOW_SIZE = (1600, 940), (1024, 600)
 _HELP_NOTES = (
     "Ctrl+click a slider to type an exact value. Sliders show the real parameter value.",
     "A morph panel edits one group at a time (pick it in its list); groups marked * are nonzero and all are kept.",
@@ -61,6 +63,7 @@ _HELP_NOTES = (
     "Presets: [custom] keeps your edit, [reset] is the all-zero pose. Edits are undoable (Ctrl+Z).",
     "Templates saved with Ctrl+U go to your user templates; the settings editor and the engine use them.",
     "Drop a character image (.png with alpha) or an emotion template (.json) onto the window to open it.",
+    "File dialogs: type a name, a relative or absolute path or ~/...; Enter confirms; double-click opens a folder.",
 )
 
 
@@ -122,8 +125,8 @@ class PoseEditorApp:
         self.poser = poser
         self.renderer = model.renderer or EditorRenderer(poser)
         model.renderer = self.renderer
-        self.worker = LatestWorker(self._render_job)
-        self._calls: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future]] = queue.Queue()
+        self.shell: Shell | None = None
+        self.worker = LatestWorker(self._render_job, on_done=self._wake)
         self._quit = False
         self._last_output: RenderOutput | None = None
         self._pending_save: Path | None = None
@@ -134,29 +137,20 @@ class PoseEditorApp:
         self.shown_key: tuple | None = None
         self.last_render_s = 0.0
         self.selected_group = {c: morph_groups(c)[0] for c in MORPH_CATEGORIES}
-        self.dialogs: Dialogs | None = None
-        self.hotkeys: HotkeyTable | None = None
+        self.lists: dict[str, ComboList] = {}  # the keyboard-browsable combos, by name
         self.w: dict[str, Any] = {}  # widget ids by name
+        self._status_width = 400
         model.listeners.append(self._on_change)
 
     # -- thread plumbing --------------------------------------------------------------------------------------------
 
-    def call(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
+    def call(self, fn: Callable[[], Any]):
         """Run ``fn`` on the GUI thread between frames; the future holds its result (for drivers and tests)."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        self._calls.put((fn, future))
-        return future
+        return self.shell.call(fn)
 
-    def _run_calls(self) -> None:
-        while True:
-            try:
-                fn, future = self._calls.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                future.set_result(fn())
-            except BaseException as e:
-                future.set_exception(e)
+    def _wake(self) -> None:
+        if self.shell is not None:
+            self.shell.wake()
 
     def state_key(self) -> tuple:
         m = self.model
@@ -179,17 +173,13 @@ class PoseEditorApp:
 
     # -- building -----------------------------------------------------------------------------------------------------
 
-    def build(self, width: int = 1600, height: int = 940) -> None:
-        dpg.create_context()
-        dpg.configure_app(manual_callback_management=True)
-        apply_theme()
-        self.dialogs = Dialogs()
-        self.hotkeys = HotkeyTable(self.dialogs)
-        dpg.create_viewport(title=TITLE, width=width, height=height, min_width=layout.MIN_WIDTH,
-                            min_height=layout.MIN_HEIGHT, disable_close=True)  # fmt: skip
+    def build(self, size: tuple[int, int] = WINDOW_SIZE) -> None:
+        self.shell = shell = Shell(TITLE, size=size, min_size=MIN_WINDOW_SIZE)
+        self.cb, self.dialogs, self.hotkeys = shell.callbacks, shell.dialogs, shell.hotkeys
         registry = dpg.add_texture_registry()
         self._slider_end = dpg.add_item_handler_registry()
-        dpg.add_item_deactivated_after_edit_handler(parent=self._slider_end, callback=lambda: self.model.end_edit())
+        dpg.add_item_deactivated_after_edit_handler(parent=self._slider_end,
+                                                    callback=self.cb.click(self.model.end_edit))  # fmt: skip
         with dpg.window(tag="pe_main", no_scrollbar=True) as main, dpg.group(horizontal=True):
             with dpg.child_window(border=False, no_scrollbar=True) as left:
                 self.w["left"] = left
@@ -205,14 +195,9 @@ class PoseEditorApp:
                 self._build_output(right, registry)
         dpg.set_primary_window(main, True)
         self._bind_hotkeys()
-        self.hotkeys.install()
-        dpg.set_viewport_resize_callback(lambda *_: self.relayout())
-        dpg.set_exit_callback(lambda *_: self.request_quit())
-        dpg.setup_dearpygui()
-        dpg.show_viewport()
-        self.filedrop = FileDrop()
-        if not self.filedrop.install():
-            log.warning("drag and drop is not available here; use Ctrl+O / Ctrl+Shift+O")
+        dpg.set_viewport_resize_callback(self.cb.click(self.relayout))
+        dpg.set_exit_callback(self.cb.click(self.request_quit))
+        shell.show()
         self.relayout()
         self._sync_widgets()
         self._update_title()
@@ -220,30 +205,28 @@ class PoseEditorApp:
     def _build_source(self, parent: int, registry: int) -> None:
         row = dpg.add_group(horizontal=True, parent=parent)
         dpg.add_text("Source", parent=row)
-        self.w["show_cels"] = dpg.add_checkbox(
-            label="Show cels blended in [Ctrl+K]", parent=row,
-            callback=lambda _s, v: self.model.set_show_cels_in_source(v),
-        )  # fmt: skip
+        self.w["show_cels"] = dpg.add_checkbox(label="Show cels blended in [Ctrl+K]", parent=row,
+                                               callback=self.cb.value(self.model.set_show_cels_in_source))  # fmt: skip
         self.source_view = ImageView(parent, IMAGE_SIZE, IMAGE_SIZE, texture_registry=registry)
         dpg.add_text("Emotion preset [Ctrl+P, then Up/Down/Home/End]", parent=parent)
-        self.w["presets"] = dpg.add_listbox(
-            self.model.preset_names(), parent=parent, num_items=8, width=-1,
-            callback=lambda _s, v: self._guard(lambda: self.model.apply_emotion(v)),
-        )  # fmt: skip
-        self.hotkeys.add_list(self.w["presets"], self.model.preset_names, self._browse_preset)
-        dpg.add_button(label="Load character [Ctrl+O]", parent=parent, callback=lambda: self.action_load_character())
-        dpg.add_button(
-            label="Load template [Ctrl+Shift+O]", parent=parent, callback=lambda: self.action_load_template()
-        )
+        self.presets = ListView(self.cb, parent, height=180, on_select=self.apply_preset)
+        self.presets.set_items(self.model.preset_names())
+        self.w["presets"] = self.presets.item
+        self.hotkeys.add_list(self.presets)
+        row = dpg.add_group(horizontal=True, parent=parent)
+        dpg.add_button(label="Load character [Ctrl+O]", parent=row, callback=self.cb.click(self.action_load_character))
+        dpg.add_button(label="Load template [Ctrl+Shift+O]", parent=row,
+                       callback=self.cb.click(self.action_load_template))  # fmt: skip
 
-    def _browse_preset(self, name: str) -> None:
+    def apply_preset(self, name: str) -> None:
         self._guard(lambda: self.model.apply_emotion(name))
 
+    def set_value(self, key: str, value: float) -> None:
+        self._guard(lambda: self.model.set_value(key, value))
+
     def _slider(self, parent: int, label: str, key: str, low: float, high: float, width: int) -> int:
-        s = dpg.add_slider_float(
-            label=label, parent=parent, min_value=low, max_value=high, format="%.3f", width=width, clamped=True,
-            callback=lambda _s, v, k=key: self._guard(lambda: self.model.set_value(k, v)),
-        )  # fmt: skip
+        s = dpg.add_slider_float(label=label, parent=parent, min_value=low, max_value=high, format="%.3f",
+                                 width=width, clamped=True, callback=self.cb.value(self.set_value, key))  # fmt: skip
         dpg.bind_item_handler_registry(s, self._slider_end)
         return s
 
@@ -255,21 +238,21 @@ class PoseEditorApp:
             row = dpg.add_group(horizontal=True, parent=parent)
             dpg.add_text(f"{_CATEGORY_TITLES[cat]} [Ctrl+{n}]", parent=row)
             has_pairs = any(len(group_params(g)) == 2 for g in morph_groups(category))
-            self.w[f"link_{cat}"] = dpg.add_checkbox(
-                label="Link L/R", parent=row, show=has_pairs,
-                callback=lambda _s, v, c=category: self._guard(lambda: self.model.set_linked(c, v)),
-            )  # fmt: skip
+            self.w[f"link_{cat}"] = dpg.add_checkbox(label="Link L/R", parent=row, show=has_pairs,
+                                                     callback=self.cb.value(self.set_linked, category))  # fmt: skip
             groups = morph_groups(category)
-            combo = dpg.add_combo(
-                groups, parent=parent, width=-1, default_value=groups[0],
-                callback=lambda _s, v, c=category: self._select_group(c, v),
-            )  # fmt: skip
+            combo = dpg.add_combo(groups, parent=parent, width=-1, default_value=groups[0],
+                                  callback=self.cb.value(self._select_group, category))  # fmt: skip
             self.w[f"combo_{cat}"] = combo
-            self.hotkeys.add_list(combo, lambda c=category: self._group_labels(c),
-                                  lambda v, c=category: self._select_group(c, v))  # fmt: skip
+            self.lists[cat] = ComboList(combo, functools.partial(self._group_labels, category),
+                                        functools.partial(self._select_group, category))  # fmt: skip
+            self.hotkeys.add_list(self.lists[cat])
             self.w[f"L_{cat}"] = self._slider(parent, "L", "", 0.0, 1.0, -50)
             self.w[f"R_{cat}"] = self._slider(parent, "R", "", 0.0, 1.0, -50)
         self._bind_morph_sliders()
+
+    def set_linked(self, category, linked: bool) -> None:
+        self._guard(lambda: self.model.set_linked(category, linked))
 
     def _group_labels(self, category) -> list[str]:
         labels = []
@@ -291,10 +274,8 @@ class PoseEditorApp:
             pairs = [(left, params[0]), *([(right, params[1])] if len(params) == 2 else [])]
             for slider, p in pairs:
                 label = ("L" if p.side == "left" else "R") if p.side else "value"
-                dpg.configure_item(
-                    slider, label=label, min_value=p.low, max_value=p.high, show=True,
-                    callback=lambda _s, v, k=p.key: self._guard(lambda: self.model.set_value(k, v)),
-                )  # fmt: skip
+                dpg.configure_item(slider, label=label, min_value=p.low, max_value=p.high, show=True,
+                                   callback=self.cb.value(self.set_value, p.key))  # fmt: skip
             dpg.configure_item(right, show=len(params) == 2)
 
     def _build_pose_and_cels(self, parent: int) -> None:
@@ -314,34 +295,32 @@ class PoseEditorApp:
         row = dpg.add_group(horizontal=True, parent=parent)
         dpg.add_text("Output index [Ctrl+I]", parent=row)
         items = [f"{i}: {name}" for i, name in enumerate(OUTPUT_NAMES)]
-        self.w["output_index"] = dpg.add_combo(
-            items, default_value=items[0], parent=row, width=-1,
-            callback=lambda _s, v: self._select_output(v),
-        )  # fmt: skip
-        self.hotkeys.add_list(self.w["output_index"], lambda: items, self._select_output)
+        self.w["output_index"] = dpg.add_combo(items, default_value=items[0], parent=row, width=-1,
+                                               callback=self.cb.value(self._select_output))  # fmt: skip
+        self.lists["output_index"] = ComboList(self.w["output_index"], lambda: items, self._select_output)
+        self.hotkeys.add_list(self.lists["output_index"])
         row = dpg.add_group(horizontal=True, parent=parent)
-        self.w["checker"] = dpg.add_checkbox(
-            label="Checkerboard [Ctrl+B]", default_value=True, parent=row, callback=lambda: self._background_changed()
-        )
-        self.w["bg_colour"] = dpg.add_color_edit(
-            (40, 60, 90, 255), parent=row, no_alpha=True, no_inputs=True, callback=lambda: self._background_changed()
-        )
+        self.w["checker"] = dpg.add_checkbox(label="Checkerboard [Ctrl+B]", default_value=True, parent=row,
+                                             callback=self.cb.click(self._background_changed))  # fmt: skip
+        self.w["bg_colour"] = dpg.add_color_edit((40, 60, 90, 255), parent=row, no_alpha=True, no_inputs=True,
+                                                 callback=self.cb.click(self._background_changed))  # fmt: skip
         row = dpg.add_group(horizontal=True, parent=parent)
-        dpg.add_button(label="Save [Ctrl+S]", parent=row, callback=lambda: self.action_save())
-        dpg.add_button(label="Save as my template [Ctrl+U]", parent=row, callback=lambda: self.action_save_user())
+        dpg.add_button(label="Save [Ctrl+S]", parent=row, callback=self.cb.click(self.action_save))
+        dpg.add_button(label="Save as my template [Ctrl+U]", parent=row, callback=self.cb.click(self.action_save_user))
         row = dpg.add_group(horizontal=True, parent=parent)
-        dpg.add_button(label="Batch export [Ctrl+Shift+S]", parent=row, callback=lambda: self.action_batch_export())
-        dpg.add_button(label="Help [F1]", parent=row, callback=lambda: self.action_help())
+        dpg.add_button(label="Batch export [Ctrl+Shift+S]", parent=row,
+                       callback=self.cb.click(self.action_batch_export))  # fmt: skip
+        dpg.add_button(label="Help [F1]", parent=row, callback=self.cb.click(self.action_help))
         self.w["loops"] = dpg.add_checkbox(label="Batch export also writes idle loops (APNG + GIF; slow on CPU)",
                                            parent=parent)  # fmt: skip
         row = dpg.add_group(horizontal=True, parent=parent)
-        dpg.add_button(label="Undo [Ctrl+Z]", parent=row, callback=lambda: self.model.undo())
-        dpg.add_button(label="Redo [Ctrl+Shift+Z]", parent=row, callback=lambda: self.model.redo())
+        dpg.add_button(label="Undo [Ctrl+Z]", parent=row, callback=self.cb.click(self.model.undo))
+        dpg.add_button(label="Redo [Ctrl+Shift+Z]", parent=row, callback=self.cb.click(self.model.redo))
         row = dpg.add_group(horizontal=True, parent=parent, show=False)
         self.w["batch_row"] = row
         self.w["progress"] = dpg.add_progress_bar(parent=row, width=-90, overlay="")
-        dpg.add_button(label="Cancel", parent=row, callback=lambda: self.cancel_batch())
-        self.w["status"] = dpg.add_text("", parent=parent, wrap=0)
+        dpg.add_button(label="Cancel", parent=row, callback=self.cb.click(self.cancel_batch))
+        self.w["status"] = dpg.add_text("", parent=parent)
 
     def _select_output(self, label: str) -> None:
         self._guard(lambda: self.model.set_output_index(int(label.split(":")[0])))
@@ -358,9 +337,8 @@ class PoseEditorApp:
         side = min(flex, cols.height - 250)
         self.source_view.fit(flex, side)
         self.output_view.fit(flex, side)
-        rows = max(4, (cols.height - side - 115) // 22)
-        dpg.configure_item(self.w["presets"], num_items=rows)
-        dpg.configure_item(self.w["status"], wrap=flex - 10)
+        self.presets.set_height(max(90, cols.height - side - 95))
+        self._status_width = flex - 10
 
     # -- hotkeys ------------------------------------------------------------------------------------------------------
 
@@ -378,16 +356,13 @@ class PoseEditorApp:
         add(dpg.mvKey_Z, "Undo", self.model.undo, ctrl=True)
         add(dpg.mvKey_Z, "Redo", self.model.redo, ctrl=True, shift=True)
         add(dpg.mvKey_Y, "Redo", self.model.redo, ctrl=True)
-        add(dpg.mvKey_P, "Focus the emotion preset list", lambda: self.hotkeys.focus_list(self.w["presets"]), ctrl=True)
-        add(
-            dpg.mvKey_I,
-            "Focus the output index list",
-            lambda: self.hotkeys.focus_list(self.w["output_index"]),
-            ctrl=True,
-        )
+        focus = self.hotkeys.focus_list
+        add(dpg.mvKey_P, "Focus the emotion preset list", functools.partial(focus, self.presets), ctrl=True)
+        add(dpg.mvKey_I, "Focus the output index list", functools.partial(focus, self.lists["output_index"]),
+            ctrl=True)  # fmt: skip
         for n, category in enumerate(MORPH_CATEGORIES, start=1):
             add(getattr(dpg, f"mvKey_{n}"), f"Focus the {_CATEGORY_TITLES[category.value]} morph group list",
-                lambda c=category.value: self.hotkeys.focus_list(self.w[f"combo_{c}"]), ctrl=True)  # fmt: skip
+                functools.partial(focus, self.lists[category.value]), ctrl=True)  # fmt: skip
         add(dpg.mvKey_L, "Link / unlink left and right in every morph category", self.toggle_links, ctrl=True)
         add(dpg.mvKey_K, "Show the cels blended into the source image", self.toggle_show_cels, ctrl=True)
         add(dpg.mvKey_B, "Checkerboard / colour behind transparent pixels", self.toggle_checker, ctrl=True)
@@ -454,24 +429,25 @@ class PoseEditorApp:
         suffix = path.suffix.lower()
         if suffix == ".json":
             self.open_template(path)
-        elif suffix in _IMAGE_EXTENSIONS:
+        elif suffix in IMAGE_EXTENSIONS:
             self.open_character(path)
         else:
             self.dialogs.message("Cannot open this", f"{path}: not a character image or template. {accepts}")
 
     def action_load_character(self) -> None:
-        self.dialogs.open_file("Load character image", _IMAGE_EXTENSIONS, self.model.last_dir, self.open_character)
+        self.dialogs.open_file("Load character image", "character", IMAGE_EXTENSIONS, self.model.last_dir,
+                               self.open_character)  # fmt: skip
 
     def action_load_template(self) -> None:
-        self.dialogs.open_file("Load emotion template", (".json",), self.model.last_dir, self.open_template)
+        self.dialogs.open_file("Load emotion template", "template", (".json",), self.model.last_dir, self.open_template)
 
     def action_save(self) -> None:
         if self.model.character is None:
             self.dialogs.error("Load a character first (Ctrl+O).")
             return
         name = self.model.last_name if self.model.preset != "[reset]" else "custom"
-        self.dialogs.save_file("Save posed image and template", (".png",), self.model.last_dir, f"{name}.png",
-                               self._confirm_save)  # fmt: skip
+        self.dialogs.save_file("Save posed image and template", "save", (".png",), self.model.last_dir,
+                               f"{name}.png", self._confirm_save)  # fmt: skip
 
     def _confirm_save(self, path: Path) -> None:
         path = path if path.suffix.lower() == ".png" else path.with_name(path.name + ".png")
@@ -515,7 +491,7 @@ class PoseEditorApp:
         if self.batch is not None:
             self.dialogs.error("A batch export is already running.")
             return
-        self.dialogs.pick_folder("Batch export: choose the output folder", self.model.last_dir,
+        self.dialogs.pick_folder("Batch export: choose (or type) the output folder", "export", self.model.last_dir,
                                  self._confirm_batch)  # fmt: skip
 
     def _confirm_batch(self, folder: Path) -> None:
@@ -556,18 +532,18 @@ class PoseEditorApp:
         self._quit = True
 
     def set_status(self, text: str, error: bool = False) -> None:
-        dpg.set_value(self.w["status"], text)
+        dpg.set_value(self.w["status"], fit_lines(text, self._status_width))
         dpg.configure_item(self.w["status"], color=ERROR_COLOUR if error else (220, 220, 220))
 
     def screenshot(self, path: str | Path) -> None:
-        """Save the whole window as a PNG at the end of the next frame (call on the GUI thread)."""
-        dpg.output_frame_buffer(file=str(path))
+        """Save the whole window as a PNG (call on the GUI thread)."""
+        self.shell.screenshot(Path(path))
 
     # -- model -> widgets ---------------------------------------------------------------------------------------------
 
     def _on_change(self, change: Change) -> None:
         if change.presets:
-            dpg.configure_item(self.w["presets"], items=self.model.preset_names())
+            self.presets.set_items(self.model.preset_names())
         if change.values and not change.edit:
             self._select_nonzero_groups()
         if change.values or change.character:
@@ -609,8 +585,7 @@ class PoseEditorApp:
         for cel in EDITABLE_CELS:
             dpg.set_value(self.w[f"cel_{cel}"], m.cels[cel])
             dpg.configure_item(self.w[f"cel_{cel}"], label=cel if cel in have else f"{cel} (no cel)")
-        if dpg.get_value(self.w["presets"]) != m.preset:
-            dpg.set_value(self.w["presets"], m.preset)
+        self.presets.select(m.preset)
 
     def _update_title(self) -> None:
         m = self.model
@@ -629,11 +604,15 @@ class PoseEditorApp:
 
     # -- main loop ----------------------------------------------------------------------------------------------------
 
-    def _poll(self) -> None:
-        for drop in self.filedrop.take():
+    def _poll(self) -> bool:
+        """Dropped files, a finished render, batch progress; whether anything on screen changed."""
+        changed = False
+        for drop in self.shell.filedrop.take():
             self.handle_drop(drop)
+            changed = True
         result = self.worker.poll()
         if result is not None:
+            changed = True
             if result.error is not None:
                 self.dialogs.error(f"Could not render: {type(result.error).__name__}: {result.error}")
                 self.output_view.clear()
@@ -649,6 +628,7 @@ class PoseEditorApp:
                     self._write_save(path, result.value.image)
         job = self.batch
         if job is not None:
+            changed = True
             dpg.set_value(self.w["progress"], job.done / max(1, job.total))
             dpg.configure_item(self.w["progress"], overlay=f"{job.done}/{job.total} {job.current}")
             if job.finished:
@@ -661,6 +641,7 @@ class PoseEditorApp:
                     title = "Batch export done" if job.result.ok else "Batch export finished with problems"
                     self.dialogs.message(title, job.result.summary())
                     self.set_status(job.result.summary().splitlines()[0])
+        return changed
 
     def run(self, driver: Callable[[PoseEditorApp], None] | None = None) -> int:
         """The frame loop. ``driver(app)``, if given, runs on its own thread once the window is up; the app quits
@@ -676,30 +657,19 @@ class PoseEditorApp:
                     failure.append(e)
                 finally:
                     self._quit = True
+                    self.shell.wake()
 
             threading.Thread(target=drive, name="driver", daemon=True).start()
         self.request_render()
-        mouse = None
-        last_active = time.monotonic()
-        while dpg.is_dearpygui_running() and not self._quit:
-            start = time.monotonic()
-            self._run_calls()
-            callbacks = dpg.get_callback_queue()
-            if callbacks:
-                last_active = start
-            dpg.run_callbacks(callbacks)
-            self._poll()
-            dpg.render_dearpygui_frame()
-            pos = dpg.get_mouse_pos(local=False)
-            if pos != mouse:
-                mouse, last_active = pos, start
-            busy = self.batch is not None or not self.worker.idle or start - last_active < 1.0
-            time.sleep(max(0.0, (1 / 60 if busy else 1 / 15) - (time.monotonic() - start)))
+        while self.shell.running() and not self._quit:
+            # Batch progress is polled at a few Hz; renders wake the loop themselves (LatestWorker.on_done).
+            self.shell.frame(next_deadline=time.monotonic() + 0.25 if self.batch is not None else None,
+                             before_draw=self._poll)  # fmt: skip
         self.worker.stop()
         if self.batch is not None:
             self.batch.cancel.set()
             self.batch.thread.join(30)
-        dpg.destroy_context()
+        self.shell.close()
         return 1 if failure else 0
 
 

@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 
 CUSTOM = "[custom]"
 RESET = "[reset]"
-#: Cels with a slider; ``waver2`` and ``data1-4`` are driven by the animator and always saved as 0.
-EDITABLE_CELS: tuple[str, ...] = tuple(c for c in SUPPORTED_CELS if not c.startswith("data") and c != "waver2")
+#: Cels with a slider: all of them (the animator cycles waver and data cels over the template's values).
+EDITABLE_CELS: tuple[str, ...] = SUPPORTED_CELS
 #: Morph categories, one panel each, in display order.
 MORPH_CATEGORIES: tuple[Category, ...] = (Category.EYEBROW, Category.EYE, Category.IRIS_MORPH, Category.MOUTH)
 #: Pose sliders (one parameter each), in display order.
@@ -142,7 +142,7 @@ class EditorModel:
         """The current edit as a template called ``name`` (default: the last saved/loaded name)."""
         t = EmotionTemplate(validate_emotion_name(name or self.last_name))
         t.pose = {k: float(v) for k, v in zip(KEYS, self.pose, strict=True)}
-        t.cels = {c: (float(self.cels[c]) if c in EDITABLE_CELS else 0.0) for c in SUPPORTED_CELS}
+        t.cels = {c: float(self.cels[c]) for c in SUPPORTED_CELS}
         return t
 
     def preset_names(self) -> list[str]:

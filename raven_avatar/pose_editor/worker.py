@@ -29,8 +29,11 @@ class Result:
 class LatestWorker:
     """Runs ``job(request)`` on its own thread for the newest submitted request."""
 
-    def __init__(self, job: Callable[[Any], Any], name: str = "render-worker"):
+    def __init__(self, job: Callable[[Any], Any], name: str = "render-worker",
+                 on_done: Callable[[], None] | None = None):  # fmt: skip
+        """``on_done()`` runs on the worker thread after each result is published (to wake the GUI loop)."""
         self._job = job
+        self._on_done = on_done
         self._cond = threading.Condition()
         self._pending: tuple[int, Any] | None = None
         self._result: Result | None = None
@@ -94,3 +97,5 @@ class LatestWorker:
                 self._result = result
                 self._busy = False
                 self._cond.notify_all()
+            if self._on_done is not None:
+                self._on_done()
