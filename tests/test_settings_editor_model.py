@@ -364,3 +364,17 @@ def test_screenshot_and_recording_from_live_frames(model, tmp_path):
     assert recorded[1] == pytest.approx(times[1] - times[0], abs=1e-5)  # the engine's frame times, not wall-clock
     for f in timing["frames"]:
         assert (tmp_path / "rec" / f["file"]).exists()
+
+
+def test_a_backdrop_that_is_not_an_image_is_an_action_error_and_keeps_the_old_one(model, tmp_path):
+    from raven_avatar.settings_editor.model import ActionError
+
+    good = tmp_path / "bg.png"
+    PIL.Image.new("RGB", (64, 48), (120, 160, 200)).save(good)
+    model.load_backdrop(good)
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    version = model.backdrop_version
+    with pytest.raises(ActionError, match="notes.png"):  # was a BackdropError that ended the app
+        model.load_backdrop(bad)
+    assert model.backdrop_version == version and model.settings["backdrop_path"] == str(good.resolve())

@@ -26,11 +26,13 @@ WIDTH = 640
 FILE_WIDTH, FILE_HEIGHT = 820, 540
 
 
-@dataclass
+@dataclass(eq=False)
 class _Open:
-    window: int | str
+    """One dialog. Its buttons close *it* (a late second click, or Enter seen twice, cannot close the next one)."""
+
     kind: str  # "message", "confirm", "text", "panel", "file"
-    on_accept: Callable[[], None] | None
+    window: int | str = 0
+    on_accept: Callable[[], None] | None = None
     file: FileDialog | None = None
 
 
@@ -40,7 +42,7 @@ class Dialogs:
     def __init__(self, callbacks: Callbacks, folders: FolderMemory | None = None) -> None:
         self._cb = callbacks
         self.folders = folders or FolderMemory()
-        self._queue: list[Callable[[], _Open]] = []
+        self._queue: list[tuple[_Open, Callable[[], None]]] = []
         self._open: _Open | None = None
         self._frame = 0
         self._closed_frame = -1
@@ -71,33 +73,36 @@ class Dialogs:
         self._frame += 1
         if self._open is not None or not self._queue or self._frame <= self._closed_frame + 1:
             return False
-        self._open = self._queue.pop(0)()
+        dialog, build = self._queue.pop(0)
+        self._open = dialog
+        build()
         return True
 
-    def _close(self) -> None:
-        current, self._open = self._open, None
+    def _finish(self, dialog: _Open, action: Callable[[], None] | None) -> None:
+        """Close ``dialog`` (if it is still the open one) and run ``action``."""
+        if dialog is not self._open:
+            return
+        self._open = None
         self._closed_frame = self._frame
-        if current is not None and dpg.does_item_exist(current.window):
-            dpg.delete_item(current.window)
-
-    def _finish(self, action: Callable[[], None] | None) -> None:
-        self._close()
+        if dpg.does_item_exist(dialog.window):
+            dpg.delete_item(dialog.window)
         if action is not None:
             action()
 
     def accept(self) -> None:
         """Enter: the default button of the open dialog (a file dialog's Open/Save)."""
-        if self._open is None:
+        dialog = self._open
+        if dialog is None:
             return
-        if self._open.file is not None:
-            self._open.file.enter()
+        if dialog.file is not None:
+            dialog.file.enter()
         else:
-            self._finish(self._open.on_accept)
+            self._finish(dialog, dialog.on_accept)
 
     def cancel(self) -> None:
         """Esc: close the open dialog without acting (a confirm dialog's "no" action is not run either)."""
         if self._open is not None:
-            self._finish(None)
+            self._finish(self._open, None)
 
     def browse(self, step: int | str) -> bool:
         """Up/Down/Home/End while a file dialog is open move its selection; whether they were used."""
@@ -116,21 +121,23 @@ class Dialogs:
         return dpg.add_window(label=title, modal=True, no_collapse=True, no_close=True,
                               pos=(max(0, (vw - width) // 2), y), min_size=(width // 2, 80), **kwargs)  # fmt: skip
 
-    def _button(self, label: str, parent: int | str, action: Callable[[], None] | None, width: int = 0) -> None:
-        dpg.add_button(label=label, parent=parent, width=width, callback=self._cb.click(self._finish, action))
+    def _button(self, dialog: _Open, label: str, parent: int | str, action: Callable[[], None] | None,
+                width: int = 0) -> None:  # fmt: skip
+        dpg.add_button(label=label, parent=parent, width=width, callback=self._cb.click(self._finish, dialog, action))
 
     def message(self, title: str, text: str, on_close: Callable[[], None] | None = None) -> None:
         """An information or error box with one OK button (Enter or Esc close it)."""
         self.history.append((title, text))
         log.info("dialog %r: %s", title, text)
 
-        def build() -> _Open:
-            win = self._window(title)
-            dpg.add_text(text, wrap=WIDTH - 20, parent=win)
-            self._button("OK [Enter]", win, on_close, 120)
-            return _Open(win, "message", on_close)
+        dialog = _Open("message", on_accept=on_close)
 
-        self._queue.append(build)
+        def build() -> None:
+            dialog.window = win = self._window(title)
+            dpg.add_text(text, wrap=WIDTH - 20, parent=win)
+            self._button(dialog, "OK [Enter]", win, on_close, 120)
+
+        self._queue.append((dialog, build))
 
     def error(self, text: str, title: str = "Error") -> None:
         self.message(title, text)
@@ -138,13 +145,14 @@ class Dialogs:
     def panel(self, title: str, build_body: Callable[[int | str], None], width: int, height: int) -> None:
         """A larger modal (help card, report) whose body ``build_body(window)`` adds; Esc/Enter close it."""
 
-        def build() -> _Open:
-            win = self._window(title, width, height)
-            build_body(win)
-            self._button("Close [Esc]", win, None)
-            return _Open(win, "panel", None)
+        dialog = _Open("panel")
 
-        self._queue.append(build)
+        def build() -> None:
+            dialog.window = win = self._window(title, width, height)
+            build_body(win)
+            self._button(dialog, "Close [Esc]", win, None)
+
+        self._queue.append((dialog, build))
 
     def confirm(
         self,
@@ -158,51 +166,55 @@ class Dialogs:
         """A yes/no question; Enter is yes, Esc closes without either action."""
         self.history.append((title, text))
 
-        def build() -> _Open:
-            win = self._window(title)
+        dialog = _Open("confirm", on_accept=on_yes)
+
+        def build() -> None:
+            dialog.window = win = self._window(title)
             dpg.add_text(text, wrap=WIDTH - 20, parent=win)
             row = dpg.add_group(horizontal=True, parent=win)
-            self._button(f"{yes} [Enter]", row, on_yes)
-            self._button(no, row, on_no)
-            self._button("Cancel [Esc]", row, None)
-            return _Open(win, "confirm", on_yes)
+            self._button(dialog, f"{yes} [Enter]", row, on_yes)
+            self._button(dialog, no, row, on_no)
+            self._button(dialog, "Cancel [Esc]", row, None)
 
-        self._queue.append(build)
+        self._queue.append((dialog, build))
 
     def ask_text(self, title: str, prompt: str, default: str, on_ok: Callable[[str], None]) -> None:
         """Ask for one line of text; Enter or OK calls ``on_ok(text)``."""
 
-        def build() -> _Open:
-            win = self._window(title)
+        dialog = _Open("text")
+
+        def build() -> None:
+            dialog.window = win = self._window(title)
             dpg.add_text(prompt, wrap=WIDTH - 20, parent=win)
             field = dpg.add_input_text(default_value=default, width=WIDTH - 40, parent=win, on_enter=True)
 
             def ok() -> None:
                 text = dpg.get_value(field)
-                self._finish(lambda: on_ok(text))
+                self._finish(dialog, lambda: on_ok(text))
 
+            dialog.on_accept = ok
             dpg.configure_item(field, callback=self._cb.click(ok))
             row = dpg.add_group(horizontal=True, parent=win)
             dpg.add_button(label="OK [Enter]", width=120, parent=row, callback=self._cb.click(ok))
-            self._button("Cancel [Esc]", row, None, 120)
+            self._button(dialog, "Cancel [Esc]", row, None, 120)
             dpg.focus_item(field)
-            return _Open(win, "text", ok)
 
-        self._queue.append(build)
+        self._queue.append((dialog, build))
 
     def _file(self, request: FileRequest, kind: str, on_pick: Callable[[Path], None]) -> None:
-        def build() -> _Open:
-            win = self._window(request.title, FILE_WIDTH, FILE_HEIGHT)
+        dialog = _Open("file")
 
-            def done(path: Path) -> None:
+        def done(path: Path) -> None:
+            if dialog is self._open:
                 self.folders.remember(kind, path if request.mode == "folder" else path.parent)
-                self._finish(lambda: on_pick(path))
+                self._finish(dialog, lambda: on_pick(path))
 
-            body = FileDialog(self._cb, win, request, done, FILE_WIDTH, FILE_HEIGHT - 190)
-            dpg.configure_item(body.cancel_button, callback=self._cb.click(self._finish, None))
-            return _Open(win, "file", None, body)
+        def build() -> None:
+            dialog.window = win = self._window(request.title, FILE_WIDTH, FILE_HEIGHT)
+            dialog.file = FileDialog(self._cb, win, request, done, FILE_WIDTH, FILE_HEIGHT - 190)
+            dpg.configure_item(dialog.file.cancel_button, callback=self._cb.click(self._finish, dialog, None))
 
-        self._queue.append(build)
+        self._queue.append((dialog, build))
 
     def open_file(self, title: str, kind: str, extensions: Sequence[str], folder: Path | None,
                   on_pick: Callable[[Path], None]) -> None:  # fmt: skip

@@ -7,6 +7,7 @@ never race; nothing here does device work (the engine renders in its own thread,
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -21,11 +22,12 @@ import numpy as np
 from raven_avatar.engine import settings as settingsmod
 from raven_avatar.engine import upscaler as upscalermod
 from raven_avatar.engine.paths import asset_path
-from raven_avatar.gui.dialogs import Dialogs
-from raven_avatar.gui.filedrop import FileDrop
+from raven_avatar.gui.filedialog import IMAGE_EXTENSIONS
 from raven_avatar.gui.helpcard import show_help
-from raven_avatar.gui.hotkeys import HotkeyTable
-from raven_avatar.gui.theme import WARN_COLOUR, apply_theme
+from raven_avatar.gui.listview import ListView
+from raven_avatar.gui.shell import Shell
+from raven_avatar.gui.text import fit_lines
+from raven_avatar.gui.theme import WARN_COLOUR
 from raven_avatar.gui.x11_visibility import WindowVisibility
 
 from . import backdrop as backdropmod
@@ -36,8 +38,7 @@ logger = logging.getLogger(__name__)
 
 TITLE = "raven_avatar settings editor"
 ANIMATOR_GROUPS = ("output", "animation", "blink", "talking", "sway", "breathing", "eyes", "animefx")
-IDLE_SLEEP_S = 0.03  # extra sleep per GUI frame while nothing animates (paused), to spare the CPU
-MAX_GUI_FPS = 60.0  # the GUI loop never spins faster (vsync may be off, e.g. under Xvfb)
+MIN_WINDOW_SIZE = (1024, 600)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class SettingsEditorApp:
     """Builds the window over ``model`` and runs it. ``run()`` blocks; tests may call :meth:`step` instead."""
 
     def __init__(self, model: EditorModel, *, width: int = 1700, height: int = 980, speaker: Any = None):
+        """``width`` × ``height``: the preferred window size (it is fitted into the screen's work area)."""
         self.model = model
         self.layout = Layout(width, height)
         self.speaker = speaker
@@ -95,34 +97,23 @@ class SettingsEditorApp:
         self._bg_key: tuple | None = None
         self._bg_result: tuple | None = None
         self._bg_thread: threading.Thread | None = None
-        self.dialogs: Dialogs | None = None
-        self.hotkeys: HotkeyTable | None = None
+        self.shell: Shell | None = None
         self._visibility: WindowVisibility | None = None
         self._next_visibility = 0.0
         self._emotion_items: list[str] = []
         self.quit_requested = False
         self._speech_ok = False
         self._was_speaking = False
-        self._last_step = 0.0
+        self._overlay_key: tuple | None = None  # what the view overlay last showed (redraw when it changes)
 
     # ========================================================================================================= build
 
     def build(self) -> None:
-        dpg.create_context()
-        dpg.configure_app(manual_callback_management=True)
-        dpg.create_viewport(
-            title=TITLE,
-            width=self.layout.width,
-            height=self.layout.height,
-            min_width=1000,
-            min_height=700,
-            disable_close=True,  # the close button asks first when there are unsaved changes (request_quit)
-        )
-        dpg.set_viewport_resize_callback(lambda: self._relayout())
-        dpg.set_exit_callback(self.request_quit)
-        apply_theme()
-        self.dialogs = Dialogs()
-        self.hotkeys = HotkeyTable(self.dialogs)
+        self.shell = shell = Shell(TITLE, size=(self.layout.width, self.layout.height), min_size=MIN_WINDOW_SIZE)
+        self.cb, self.dialogs, self.hotkeys = shell.callbacks, shell.dialogs, shell.hotkeys
+        # The close button asks first when there are unsaved changes (request_quit).
+        dpg.set_viewport_resize_callback(self.cb.click(self._relayout))
+        dpg.set_exit_callback(self.cb.click(self.request_quit))
         self._registry = dpg.add_texture_registry()
         with dpg.window(tag="main", no_scrollbar=True) as self.main:
             with dpg.group(horizontal=True):
@@ -137,73 +128,75 @@ class SettingsEditorApp:
             self.status_text = dpg.add_text("")
         self._build_view_items()
         self._build_handlers()
-        dpg.setup_dearpygui()
-        dpg.show_viewport()
+        shell.show()
         dpg.set_primary_window(self.main, True)
+        self._relayout()
         self._visibility = WindowVisibility(TITLE)
-        self.filedrop = FileDrop()
-        if not self.filedrop.install():
-            logger.warning("drag and drop is not available here; use the Load buttons")
 
     def _build_controls(self) -> None:
         m = self.model
         with dpg.group(horizontal=True):
-            dpg.add_button(label="Fullscreen [F11]", callback=self.toggle_fullscreen)
-            dpg.add_button(label="Help [F1]", callback=self.show_help)
-            self.pause_button = dpg.add_button(label="Pause [Ctrl+P]", callback=self.toggle_pause)
+            dpg.add_button(label="Fullscreen [F11]", callback=self.cb.click(self.toggle_fullscreen))
+            dpg.add_button(label="Help [F1]", callback=self.cb.click(self.show_help))
+            self.pause_button = dpg.add_button(label="Pause [Ctrl+P]", callback=self.cb.click(self.toggle_pause))
 
         with dpg.collapsing_header(label="Character", default_open=True):
             with dpg.group(horizontal=True):
-                b = dpg.add_button(label="Load [Ctrl+O]", callback=self.open_character_dialog)
+                b = dpg.add_button(label="Load [Ctrl+O]", callback=self.cb.click(self.open_character_dialog))
                 tooltip(b, "A 512x512 RGBA PNG; cels NAME_<cel>.png beside it are found automatically.")
-                dpg.add_button(label="Reload [Ctrl+R]", callback=lambda: self._act(m.reload_character))
-            self.character_text = dpg.add_text("", wrap=self.layout.controls_w - 30, color=(180, 200, 220))
+                dpg.add_button(label="Reload [Ctrl+R]", callback=self.cb.click(self._act, m.reload_character))
+            self.character_text = dpg.add_text("", color=(180, 200, 220))
             self.emotion_text = dpg.add_text("Emotion")
-            self.emotion_list = dpg.add_listbox([], num_items=8, width=-1, callback=self._on_emotion_clicked)
-            self.hotkeys.add_list(self.emotion_list, m.emotions, lambda name: self._act(m.set_emotion, name))
+            self.emotions = ListView(self.cb, dpg.top_container_stack(), height=170,
+                                     on_select=functools.partial(self._act, m.set_emotion))  # fmt: skip
+            self.hotkeys.add_list(self.emotions)
             with dpg.group(horizontal=True):
-                b = dpg.add_button(label="Load templates [Ctrl+Shift+E]", callback=self.open_templates_dialog)
+                b = dpg.add_button(
+                    label="Load templates [Ctrl+Shift+E]", callback=self.cb.click(self.open_templates_dialog)
+                )
                 tooltip(
                     b,
                     "Overlay an emotion templates JSON onto the current ones.\n"
                     "Templates saved by the pose editor are picked up automatically.",
                 )
             with dpg.group(horizontal=True):
-                self.talk_button = dpg.add_button(label="Start talking [Ctrl+T]", callback=self.toggle_talking)
-                dpg.add_checkbox(label="Data eyes", callback=lambda s, a: self._act(m.set_data_eyes, a))
+                self.talk_button = dpg.add_button(
+                    label="Start talking [Ctrl+T]", callback=self.cb.click(self.toggle_talking)
+                )
+                dpg.add_checkbox(label="Data eyes", callback=self.cb.value(self._act, m.set_data_eyes))
 
         with dpg.collapsing_header(label="Speech", default_open=False):
             self._build_speech()
 
         with dpg.collapsing_header(label="Backdrop", default_open=True):
             with dpg.group(horizontal=True):
-                dpg.add_button(label=RESET, callback=lambda: self._act(m.clear_backdrop))
-                dpg.add_button(label="Load backdrop [Ctrl+B]", callback=self.open_backdrop_dialog)
-            self.backdrop_text = dpg.add_text("", wrap=self.layout.controls_w - 30, color=(180, 200, 220))
+                dpg.add_button(label=RESET, callback=self.cb.click(self._act, m.clear_backdrop))
+                dpg.add_button(label="Load backdrop [Ctrl+B]", callback=self.cb.click(self.open_backdrop_dialog))
+            self.backdrop_text = dpg.add_text("", color=(180, 200, 220))
             s = m.settings
             self.w_blur = dpg.add_checkbox(
                 label="Blur",
                 default_value=s["backdrop_blur"],
-                callback=lambda s_, a: self._act(m.set_setting, "backdrop_blur", a),
+                callback=self.cb.value(self._act, m.set_setting, "backdrop_blur"),
             )
             self.w_blur_amount = dpg.add_slider_float(
                 label="Blur amount",
                 min_value=settingsmod.BY_KEY["backdrop_blur_amount"].low,
                 max_value=settingsmod.BY_KEY["backdrop_blur_amount"].high,
                 default_value=s["backdrop_blur_amount"],
-                callback=lambda s_, a: self._act(m.set_setting, "backdrop_blur_amount", a),
+                callback=self.cb.value(self._act, m.set_setting, "backdrop_blur_amount"),
             )
             self.w_fit = dpg.add_combo(
                 list(backdropmod.FITS),
                 label="Fit",
                 default_value=s["backdrop_fit"],
                 width=140,
-                callback=lambda s_, a: self._act(m.set_setting, "backdrop_fit", a),
+                callback=self.cb.value(self._act, m.set_setting, "backdrop_fit"),
             )
             self.w_checker = dpg.add_checkbox(
                 label="Checkerboard (transparent colour)",
                 default_value=s["backdrop_color"][3] <= 0,
-                callback=lambda s_, a: self._set_backdrop_color(checker=a),
+                callback=self.cb.value(self._set_backdrop_checker),
             )
             self.w_color = dpg.add_color_edit(
                 s["backdrop_color"][:3] + [1.0],
@@ -211,28 +204,28 @@ class SettingsEditorApp:
                 no_alpha=True,
                 width=200,
                 display_type=dpg.mvColorEdit_float,
-                callback=lambda: self._set_backdrop_color(),
+                callback=self.cb.click(self._set_backdrop_color),
             )
             self.w_backdrop_post = dpg.add_checkbox(
                 label="Backdrop through the postprocessor",
                 default_value=s["backdrop_postprocess"],
-                callback=lambda s_, a: self._act(m.set_backdrop_through_postprocessor, a),
+                callback=self.cb.value(self._act, m.set_backdrop_through_postprocessor),
             )
             tooltip(self.w_backdrop_post, settingsmod.BY_KEY["backdrop_postprocess"].doc)
 
         with dpg.collapsing_header(label="Settings file", default_open=True):
             with dpg.group(horizontal=True):
-                dpg.add_button(label="Load [Ctrl+Shift+A]", callback=self.open_settings_dialog)
-                dpg.add_button(label="Save", callback=self.save_settings)
-                dpg.add_button(label="Save as [Ctrl+Shift+S]", callback=self.save_settings_as_dialog)
-            self.settings_text = dpg.add_text("", wrap=self.layout.controls_w - 30, color=(180, 200, 220))
+                dpg.add_button(label="Load [Ctrl+Shift+A]", callback=self.cb.click(self.open_settings_dialog))
+                dpg.add_button(label="Save [Ctrl+S]", callback=self.cb.click(self.save_settings))
+                dpg.add_button(label="Save as [Ctrl+Shift+S]", callback=self.cb.click(self.save_settings_as_dialog))
+            self.settings_text = dpg.add_text("", color=(180, 200, 220))
 
         with dpg.collapsing_header(label="Capture", default_open=True):
             with dpg.group(horizontal=True):
-                dpg.add_button(label="Screenshot [F12]", callback=lambda: self.screenshot_dialog())
+                dpg.add_button(label="Screenshot [F12]", callback=self.cb.click(self.screenshot_dialog))
                 self.w_shot_backdrop = dpg.add_checkbox(label="with backdrop")
             with dpg.group(horizontal=True):
-                self.rec_button = dpg.add_button(label="Record...", callback=self.toggle_recording)
+                self.rec_button = dpg.add_button(label="Record...", callback=self.cb.click(self.toggle_recording))
                 self.w_rec_backdrop = dpg.add_checkbox(label="with backdrop")
                 self.w_rec_video = dpg.add_checkbox(label="+ WebM")
             tooltip(self.rec_button, "PNG sequence + timing.json (real frame times) into a folder you choose.")
@@ -242,11 +235,11 @@ class SettingsEditorApp:
             dpg.add_checkbox(
                 label="1:1 pixels (else fit the panel)",
                 default_value=m.view_one_to_one,
-                callback=lambda s_, a: setattr(m, "view_one_to_one", a),
+                callback=self.cb.value(setattr, m, "view_one_to_one"),
             )
-            dpg.add_checkbox(label="Timing overlay", default_value=True, tag="show_stats")
+            self.w_show_stats = dpg.add_checkbox(label="Timing overlay", default_value=True)
 
-        self.settings_panel = SettingsPanel(m, self.show_error)
+        self.settings_panel = SettingsPanel(m, self.cb, self.show_error)
         with dpg.collapsing_header(label="Upscaler", default_open=False) as up:
             self._build_upscaler(up)
         for group in ANIMATOR_GROUPS:
@@ -264,10 +257,10 @@ class SettingsEditorApp:
             width=200,
             parent=parent,
             default_value=self._upscale_label(),
-            callback=self._on_upscale_mode,
+            callback=self.cb.value(self._on_upscale_mode),
         )
         self.w_upmode_text = dpg.add_text("", parent=parent, wrap=self.layout.controls_w - 30, color=(160, 160, 160))
-        self._on_upscale_mode(None, self._upscale_label(), apply=False)
+        self._describe_upscale_mode(self._upscale_label())
         del m
 
     def _upscale_label(self) -> str:
@@ -279,16 +272,20 @@ class SettingsEditorApp:
                 return label
         return next(iter(self._upscale_options))
 
-    def _on_upscale_mode(self, sender: Any, label: str, apply: bool = True) -> None:
+    def _describe_upscale_mode(self, label: str) -> None:
         o = self._upscale_options[label]
         note = o.runs + (f"\nNeeds a download first: {o.needs_download}" if o.needs_download else "")
         dpg.set_value(self.w_upmode_text, note)
-        if apply:
-            if o.mode == "anime4k":
-                self._act(self.model.set_setting, "upscale_preset", o.preset)
-                self._act(self.model.set_setting, "upscale_quality", o.quality)
-            else:
-                self._act(self.model.set_setting, "upscale_quality", o.mode)
+
+    def _on_upscale_mode(self, label: str) -> None:
+        """The Mode combo: apply the chosen upscaler (the engine rebuilds it) and describe it."""
+        self._describe_upscale_mode(label)
+        o = self._upscale_options[label]
+        if o.mode == "anime4k":
+            self._act(self.model.set_setting, "upscale_preset", o.preset)
+            self._act(self.model.set_setting, "upscale_quality", o.quality)
+        else:
+            self._act(self.model.set_setting, "upscale_quality", o.mode)
 
     def _build_speech(self) -> None:
         ok, why = self._speech_ok, self._speech_why = self._speech_available()
@@ -301,7 +298,7 @@ class SettingsEditorApp:
             label="Speed", default_value=1.0, min_value=0.5, max_value=2.0, width=180
         )
         self.w_av_offset = dpg.add_slider_float(
-            callback=lambda s_, a: setattr(self.speaker, "offset", a),
+            callback=self.cb.value(setattr, self.speaker, "offset"),
             label="AV offset (s)",
             default_value=0.0,
             min_value=-1.0,
@@ -309,7 +306,7 @@ class SettingsEditorApp:
             width=180,
         )
         self.w_speech_text = dpg.add_input_text(hint="[Enter text to speak]", width=-1, multiline=True, height=60)
-        self.speak_button = dpg.add_button(label="Speak [Ctrl+S]", callback=self.toggle_speaking)
+        self.speak_button = dpg.add_button(label="Speak [Ctrl+K]", callback=self.cb.click(self.toggle_speaking))
 
     def _speech_available(self) -> tuple[bool, str]:
         if self.speaker is None:
@@ -324,50 +321,31 @@ class SettingsEditorApp:
         with dpg.collapsing_header(label="Crop", default_open=True):
             crop = m.settings["crop"]
             with dpg.group(horizontal=True):
-                dpg.add_button(label="Reset", callback=lambda: (self._act(m.reset_crop), self._refresh_crop()))
-                self.w_crop_on = dpg.add_checkbox(
-                    label="Crop", default_value=crop["enabled"], callback=lambda s_, a: self._act(m.set_crop, enabled=a)
-                )
-                dpg.add_checkbox(
-                    label="Show box",
-                    default_value=m.show_crop_overlay,
-                    callback=lambda s_, a: setattr(m, "show_crop_overlay", a),
-                )
+                dpg.add_button(label="Reset", callback=self.cb.click(self._reset_crop))
+                self.w_crop_on = dpg.add_checkbox(label="Crop", default_value=crop["enabled"],
+                                                  callback=self.cb.value(self._set_crop, "enabled"))  # fmt: skip
+                dpg.add_checkbox(label="Show box", default_value=m.show_crop_overlay,
+                                 callback=self.cb.value(setattr, m, "show_crop_overlay"))  # fmt: skip
             self.w_crop = {}
             for edge in ("left", "top", "right", "bottom"):
                 with dpg.group(horizontal=True):
-                    dpg.add_button(
-                        label=RESET,
-                        user_data=edge,
-                        callback=lambda s_, a, u: (
-                            self._act(m.set_crop, **{u: settingsmod.BY_KEY["crop"].default[u]}),
-                            self._refresh_crop(),
-                        ),
-                    )
+                    default = settingsmod.BY_KEY["crop"].default[edge]
+                    dpg.add_button(label=RESET, callback=self.cb.click(self._set_crop, edge, default))
                     self.w_crop[edge] = dpg.add_slider_float(
-                        label=pretty(edge),
-                        default_value=crop[edge],
-                        min_value=0.0,
-                        max_value=1.0,
-                        width=220,
-                        user_data=edge,
-                        callback=lambda s_, a, u: (self._act(m.set_crop, **{u: a}), self._refresh_crop(skip=u)),
-                    )
+                        label=pretty(edge), default_value=crop[edge], min_value=0.0, max_value=1.0, width=220,
+                        callback=self.cb.value(self._set_crop, edge),
+                    )  # fmt: skip
         with dpg.collapsing_header(label="Postprocessor", default_open=True) as header:
             with dpg.group(horizontal=True):
-                dpg.add_checkbox(
-                    label="Enabled",
-                    default_value=m.postprocessor_enabled,
-                    callback=lambda s_, a: self._act(m.set_postprocessor_enabled, a),
-                )
-                self.preset_combo = dpg.add_combo(
-                    list(m.chain_presets()), label="Preset", width=150, callback=self._on_preset
-                )
+                dpg.add_checkbox(label="Enabled", default_value=m.postprocessor_enabled,
+                                 callback=self.cb.value(self._set_postprocessor_enabled))  # fmt: skip
+                self.preset_combo = dpg.add_combo(list(m.chain_presets()), label="Preset", width=150,
+                                                  callback=self.cb.value(self._on_preset))  # fmt: skip
                 tooltip(self.preset_combo, "Replace the chain with a preset's (shipped, then yours).")
             with dpg.group(horizontal=True):
                 self.w_preset_name = dpg.add_input_text(hint="preset name", width=150)
-                dpg.add_button(label="Save chain as preset", callback=self._save_preset)
-            self.chain_panel = ChainPanel(m, self.show_error)
+                dpg.add_button(label="Save chain as preset", callback=self.cb.click(self._save_preset))
+            self.chain_panel = ChainPanel(m, self.cb, self.show_error)
             self.chain_panel.build(header)
 
     def _build_view_items(self) -> None:
@@ -403,7 +381,8 @@ class SettingsEditorApp:
         h.add(k.mvKey_P, "Pause/resume the animation", self.toggle_pause, ctrl=True)
         h.add(k.mvKey_A, "Load settings", self.open_settings_dialog, ctrl=True, shift=True)
         h.add(k.mvKey_S, "Save settings as", self.save_settings_as_dialog, ctrl=True, shift=True)
-        h.add(k.mvKey_S, "Speak / stop speaking (when speech is available)", self.toggle_speaking, ctrl=True)
+        h.add(k.mvKey_S, "Save settings (asks for a file the first time)", self.save_settings, ctrl=True)
+        h.add(k.mvKey_K, "Speak / stop speaking (when speech is available)", self.toggle_speaking, ctrl=True)
         h.add(k.mvKey_F12, "Screenshot of the avatar (PNG; transparent unless 'with backdrop')", self.screenshot_dialog)
         h.add(k.mvKey_F1, "This help card", self.show_help)
         h.add(k.mvKey_F11, "Fullscreen", self.toggle_fullscreen)
@@ -433,25 +412,26 @@ class SettingsEditorApp:
     def file_dialog(
         self,
         title: str,
+        kind: str,
         on_path: Callable[[Path], Any],
         extensions: tuple[str, ...] = (),
         folder: Path | None = None,
         *,
-        directory: bool = False,
+        mode: str = "open",
         default_name: str = "",
     ) -> None:
-        """A file (or folder) dialog; ``on_path`` runs as an action (its errors become dialogs)."""
-        folder = folder if folder is not None and folder.is_dir() else Path.cwd()
+        """A file (``mode`` open/save) or folder dialog that starts where ``kind`` was last used, else in
+        ``folder``; ``on_path`` runs as an action (its errors become dialogs)."""
 
         def picked(path: Path) -> None:
             self._act(on_path, path)
 
-        if directory:
-            self.dialogs.pick_folder(title, folder, picked)
-        elif default_name:
-            self.dialogs.save_file(title, extensions, folder, default_name, picked)
+        if mode == "folder":
+            self.dialogs.pick_folder(title, kind, folder, picked)
+        elif mode == "save":
+            self.dialogs.save_file(title, kind, extensions, folder, default_name, picked)
         else:
-            self.dialogs.open_file(title, extensions, folder, picked)
+            self.dialogs.open_file(title, kind, extensions, folder, picked)
 
     # ====================================================================================================== actions
 
@@ -466,24 +446,21 @@ class SettingsEditorApp:
 
     def open_character_dialog(self) -> None:
         folder = self.model.character_path().parent
-        self.file_dialog("Load character", self.model.load_character, (".png",), folder)
+        self.file_dialog("Load character", "character", self.model.load_character, IMAGE_EXTENSIONS, folder)
 
     def open_templates_dialog(self) -> None:
-        self.file_dialog("Load emotion templates", self.model.load_templates, (".json",), asset_path("emotions"))
+        self.file_dialog("Load emotion templates", "template", self.model.load_templates, (".json",),
+                         asset_path("emotions"))  # fmt: skip
 
     def open_backdrop_dialog(self) -> None:
-        self.file_dialog(
-            "Load backdrop",
-            self.model.load_backdrop,
-            ("Images (*.png *.jpg *.webp){.png,.jpg,.jpeg,.webp}",),
-            asset_path("backdrops"),
-        )
+        self.file_dialog("Load backdrop", "backdrop", self.model.load_backdrop, IMAGE_EXTENSIONS,
+                         asset_path("backdrops"))  # fmt: skip
 
     def open_settings_dialog(self) -> None:
         self.confirm_discard(
             lambda: self.file_dialog(
-                "Load settings", self.load_settings, (".json",), settingsmod.user_settings_path().parent
-            )
+                "Load settings", "settings", self.load_settings, (".json",), settingsmod.user_settings_path().parent
+            )  # fmt: skip
         )
 
     def load_settings(self, path: Path) -> None:
@@ -504,18 +481,15 @@ class SettingsEditorApp:
     def save_settings_as_dialog(self) -> None:
         path = self.model.settings_path or settingsmod.user_settings_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.file_dialog("Save settings as", self.model.save_settings, (".json",), path.parent, default_name=path.stem)
+        self.file_dialog("Save settings as", "settings", self.model.save_settings, (".json",), path.parent,
+                         mode="save", default_name=path.name)  # fmt: skip
 
     def screenshot_dialog(self) -> None:
         with_backdrop = dpg.get_value(self.w_shot_backdrop)
-        name = time.strftime("avatar-%Y%m%d-%H%M%S")
-        self.file_dialog(
-            "Save screenshot",
-            lambda p: self.model.screenshot(p.with_suffix(".png"), with_backdrop=with_backdrop),
-            (".png",),
-            Path.cwd(),
-            default_name=name,
-        )
+        name = time.strftime("avatar-%Y%m%d-%H%M%S.png")
+        self.file_dialog("Save screenshot", "screenshot",
+                         lambda p: self.model.screenshot(p.with_suffix(".png"), with_backdrop=with_backdrop),
+                         (".png",), Path.cwd(), mode="save", default_name=name)  # fmt: skip
 
     def toggle_recording(self) -> None:
         if self.model.recorder is not None:
@@ -529,7 +503,7 @@ class SettingsEditorApp:
             self.model.start_recording(folder, with_backdrop=with_backdrop, video=video)
             dpg.set_item_label(self.rec_button, "Stop recording")
 
-        self.file_dialog("Record into folder", start, (), Path.cwd(), directory=True)
+        self.file_dialog("Record into folder", "record", start, (), Path.cwd(), mode="folder")
 
     def open_dropped(self, path: Path) -> None:
         """A file dropped on the window: opened by what it is (settings ask first if there are unsaved changes)."""
@@ -576,7 +550,7 @@ class SettingsEditorApp:
         speaking = self.speaker.speaking
         if speaking != self._was_speaking:
             self._was_speaking = speaking
-            dpg.set_item_label(self.speak_button, "Stop speaking [Ctrl+S]" if speaking else "Speak [Ctrl+S]")
+            dpg.set_item_label(self.speak_button, "Stop speaking [Ctrl+K]" if speaking else "Speak [Ctrl+K]")
             if not speaking and self.speaker.last_error:
                 self.show_error(self.speaker.last_error)
 
@@ -586,13 +560,10 @@ class SettingsEditorApp:
     def show_help(self) -> None:
         show_help(self.hotkeys, f"{TITLE}: keys", HELP_NOTES)
 
-    def _on_emotion_clicked(self, sender: Any, name: str) -> None:
-        self._act(self.model.set_emotion, name)
-
     def focus_emotions(self) -> None:
-        self.hotkeys.focus_list(self.emotion_list)
+        self.hotkeys.focus_list(self.emotions)
 
-    def _on_preset(self, sender: Any, name: str) -> None:
+    def _on_preset(self, name: str) -> None:
         path = self.model.chain_presets().get(name)
         if path is not None:
             self._act(self.model.load_chain_preset, path)
@@ -602,6 +573,21 @@ class SettingsEditorApp:
         name = dpg.get_value(self.w_preset_name).strip()
         if self._act(self.model.save_chain_preset, name) is not None:
             dpg.configure_item(self.preset_combo, items=list(self.model.chain_presets()))
+
+    def _set_crop(self, edge: str, value: Any) -> None:
+        self._act(self.model.set_crop, **{edge: value})
+        self._refresh_crop(skip=edge if edge != "enabled" else None)
+
+    def _reset_crop(self) -> None:
+        self._act(self.model.reset_crop)
+        self._refresh_crop()
+
+    def _set_postprocessor_enabled(self, on: bool) -> None:
+        self._act(self.model.set_postprocessor_enabled, on)
+        self.chain_panel.update_summary()
+
+    def _set_backdrop_checker(self, checker: bool) -> None:
+        self._set_backdrop_color(checker)
 
     def _set_backdrop_color(self, checker: bool | None = None) -> None:
         rgb = rgb01(dpg.get_value(self.w_color))[:3]
@@ -635,28 +621,35 @@ class SettingsEditorApp:
             if edge != skip or abs(dpg.get_value(w) - crop[edge]) > 1e-6:
                 dpg.set_value(w, crop[edge])
 
-    def _refresh_texts(self) -> None:
+    def _refresh_texts(self) -> tuple[str, ...]:
+        """The emotion list and the info and status lines from the model; returns the texts shown."""
         m = self.model
         names = m.emotions()
         if names != self._emotion_items:
             self._emotion_items = names
-            dpg.configure_item(self.emotion_list, items=names)
-        if dpg.get_value(self.emotion_list) != m.emotion:
-            dpg.set_value(self.emotion_list, m.emotion)
-            dpg.set_value(self.emotion_text, f"Emotion: {m.emotion}   [Ctrl+E, then Up/Down/Home/End]")
-        dpg.set_value(self.character_text, f"{m.character_report()}\n{m.link.templates.summary()}")
+            self.emotions.set_items(names)
+        if self.emotions.get() != m.emotion:
+            self.emotions.select(m.emotion)
+        width = self.layout.controls_w - 30
         path = m.settings.get("backdrop_path")
-        dpg.set_value(self.backdrop_text, f"Image: {Path(path).name}" if path else "No image (colour only)")
         where = m.settings_path.name if m.settings_path else "(not saved yet)"
-        dpg.set_value(self.settings_text, f"File: {where}" + (" - unsaved changes" if m.dirty else ""))
-        error = m.link.last_error
-        notice = m.link.notice
+        error, notice = m.link.last_error, m.link.notice
         line = m.status or "Ready. F1: keys and help."
         if error is not None:
             line = f"Render error (frame {error.frame_index}, {error.count}x): {error.message}"
         elif notice:
             line = f"{line}   [{notice}]"
-        dpg.set_value(self.status_text, line)
+        texts = {
+            self.emotion_text: f"Emotion: {m.emotion}   [Ctrl+E, then Up/Down]",
+            self.character_text: fit_lines(f"{m.character_report()}\n{m.link.templates.summary()}", width),
+            self.backdrop_text: fit_lines(f"Image: {Path(path).name}" if path else "No image (colour only)", width),
+            self.settings_text: fit_lines(f"File: {where}" + (" - unsaved changes" if m.dirty else ""), width),
+            self.status_text: fit_lines(line, self.layout.width - 20),
+        }
+        for item, text in texts.items():
+            if dpg.get_value(item) != text:
+                dpg.set_value(item, text)
+        return tuple(texts.values())
 
     # =================================================================================================== live view
 
@@ -671,7 +664,7 @@ class SettingsEditorApp:
         dpg.configure_item(self.controls, height=lay.column_h)
         dpg.configure_item(self.post_col, height=lay.column_h)
 
-    def _upload_frame(self) -> None:
+    def _upload_frame(self) -> bool:
         """Copy a new engine frame into the avatar texture (a dynamic texture: uploaded only when it changes).
 
         A new size needs a new texture (never a reused id); DearPyGui uploads it lazily, so it is drawn hidden for
@@ -679,7 +672,7 @@ class SettingsEditorApp:
         """
         f = self.model.frame
         if not self.model.new_frame or f is None or f.rgba_f32 is None:
-            return
+            return False
         self.model.new_frame = False
         size = (f.width, f.height)
         if self._next_avatar is not None and self._next_avatar[2] == size:
@@ -694,9 +687,11 @@ class SettingsEditorApp:
         else:
             dpg.set_value(self._tex, f.rgba_f32)
         self.frames_shown += 1
+        return True
 
-    def _swap_textures(self) -> None:
-        """Put textures created two frames ago on screen and delete what they replace."""
+    def _swap_textures(self) -> bool:
+        """Put textures created two frames ago on screen and delete what they replace; whether it did."""
+        swapped = False
         nxt = self._next_avatar
         if nxt is not None and self.gui_frames >= nxt[3]:
             for item in (self._avatar_draw, self._tex):
@@ -704,6 +699,7 @@ class SettingsEditorApp:
                     dpg.delete_item(item)
             self._tex, self._avatar_draw, self._tex_size = nxt[0], nxt[1], nxt[2]
             self._next_avatar = None
+            swapped = True
         nxt_bg = self._next_bg
         if nxt_bg is not None and self.gui_frames >= nxt_bg[2]:
             for item in (self._bg_draw, self._bg_tex):
@@ -712,6 +708,8 @@ class SettingsEditorApp:
             self._bg_tex, self._bg_draw = nxt_bg[0], nxt_bg[1]
             dpg.configure_item(self._bg_draw, show=True)
             self._next_bg = None
+            swapped = True
+        return swapped
 
     def avatar_rect(self) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float, float, float]]:
         """Where the avatar image goes in the view: (pmin, pmax) of the frame, and the full square's rect."""
@@ -729,24 +727,28 @@ class SettingsEditorApp:
             pmin, pmax = (x0, y0), (x0 + fw, y0 + fh)
         return pmin, pmax, (x0, y0, x0 + fw, y0 + fh)
 
-    def _update_view(self) -> None:
+    def _update_view(self) -> tuple:
+        """Place the avatar, backdrop and overlays; returns what the overlay shows (to know when to redraw)."""
         m, lay = self.model, self.layout
         self._update_backdrop()
         f = m.frame
         paused = m.paused
         if self._avatar_draw is not None and f is not None:
             pmin, pmax, full = self.avatar_rect()
-            dpg.configure_item(self._avatar_draw, pmin=pmin, pmax=pmax, show=not paused)
+            dpg.configure_item(self._avatar_draw, pmin=pmin, pmax=pmax, show=True)  # paused: the last frame stays
             self._update_crop_overlay(full)
-        if self._bg_draw is not None:
-            dpg.configure_item(self._bg_draw, show=not paused)
         message = ""
         if paused:
-            message = "[Paused]" if m.user_paused else "[Paused: window hidden]"
+            message = "Paused [Ctrl+P]" if m.user_paused else "Paused: window hidden"
+            pos = (lay.view_w - 200, 8)
         elif f is None:
             message = "[Loading...]"
-        dpg.configure_item(self._message_text, text=message, pos=(lay.view_w / 2 - 60, lay.view_h / 2))
-        show_stats = dpg.get_value("show_stats")
+            pos = (lay.view_w / 2 - 60, lay.view_h / 2)
+        if message:
+            dpg.configure_item(self._message_text, text=message, pos=pos)
+        else:
+            dpg.configure_item(self._message_text, text="")
+        show_stats = dpg.get_value(self.w_show_stats)
         if show_stats:
             st = m.link.stats
             if paused or f is None:
@@ -779,12 +781,10 @@ class SettingsEditorApp:
             dpg.configure_item(self._stats_text, text="")
             dpg.configure_item(self._stats_text2, text="")
         rec = m.recorder
-        dpg.configure_item(
-            self._rec_text,
-            text=f"REC {rec.count}"
-            if rec is not None and int(time.monotonic() * 2) % 2 == 0
-            else ("REC" if rec is not None else ""),
-        )
+        rec_text = "" if rec is None else f"REC {rec.count}" if int(time.monotonic() * 2) % 2 == 0 else "REC"
+        dpg.configure_item(self._rec_text, text=rec_text)
+        return (message, rec_text, dpg.get_item_configuration(self._stats_text)["text"],
+                dpg.get_item_configuration(self._stats_text2)["text"], self.layout)  # fmt: skip
 
     def _update_crop_overlay(self, full: tuple[float, float, float, float]) -> None:
         m = self.model
@@ -843,65 +843,58 @@ class SettingsEditorApp:
         visible = w > 0 and h > 0 and (self._visibility is None or self._visibility.visible())
         self.model.set_visible(visible)
 
-    def step(self) -> None:
-        """One GUI frame: callbacks, model tick, texture upload, overlay, dialogs, render."""
-        dpg.run_callbacks(dpg.get_callback_queue())
+    def _update(self) -> bool:
+        """Everything between callbacks and drawing: model tick, textures, overlay, texts; whether the screen
+        changed (a new avatar frame, a texture swap, a message, a new overlay or text)."""
         self._check_visibility()
         self.model.tick()
+        changed = bool(self.model.events)
         for event in self.model.events:
             if event.error:
                 problems = "\n".join(f"- {p}" for p in event.problems)
                 self.show_error(f"{event.message}\n{problems}" if problems else event.message)
         self.model.events.clear()
-        for drop in self.filedrop.take():
+        for drop in self.shell.filedrop.take():
+            changed = True
             for path in drop:
                 self.open_dropped(path)
         self._update_speech()
-        self._swap_textures()
-        self._upload_frame()
-        self._update_view()
-        self._refresh_texts()
-        dpg.render_dearpygui_frame()
-        self.gui_frames += 1
-        now = time.monotonic()
-        rest = self._last_step + 1.0 / MAX_GUI_FPS - now
-        if self.model.paused:
-            rest = max(rest, IDLE_SLEEP_S)
-        if rest > 0:
-            time.sleep(rest)
-        self._last_step = time.monotonic()
+        changed |= self._swap_textures()
+        changed |= self._upload_frame()
+        shown = (self._update_view(), self._refresh_texts())
+        changed |= shown != self._overlay_key
+        self._overlay_key = shown
+        return changed
+
+    def step(self) -> bool:
+        """One turn of the frame loop: wait for a reason, then callbacks, update, draw. Whether it drew."""
+        m = self.model
+        busy = (
+            self._next_avatar is not None
+            or self._next_bg is not None
+            or (self._bg_thread is not None and self._bg_thread.is_alive())
+        )
+        due = m.next_tick_due()
+        if not m.paused:
+            due = min(due, time.monotonic() + 1.0 / max(1.0, float(m.settings.get("target_fps", 25))))
+        if m.recorder is not None:
+            due = min(due, time.monotonic() + 0.25)  # the REC indicator blinks
+        drew = self.shell.frame(busy=busy, next_deadline=due, before_draw=self._update)
+        if drew:
+            self.gui_frames += 1
+        return drew
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
-        while dpg.is_dearpygui_running() and not self.quit_requested:
+        while self.shell.running() and not self.quit_requested:
             self.step()
             if until is not None and until():
                 break
 
     def window_shot(self, path: Path) -> None:
         """Save the whole window as a PNG (DearPyGui's frame buffer)."""
-        box: dict[str, Any] = {}
-        dpg.output_frame_buffer(callback=lambda s, a: box.setdefault("buf", a))
-        for _ in range(20):
-            self.step()
-            dpg.run_callbacks(dpg.get_callback_queue())
-            if "buf" in box:
-                break
-        buf = box.get("buf")
-        if buf is None:
-            raise RuntimeError("DearPyGui returned no frame buffer")
-        arr = framebuffer_to_u8(buf)
-        from PIL import Image
-
-        Image.fromarray(arr, "RGBA").save(path)
+        self.shell.screenshot(path)
 
     def close(self) -> None:
         if self.model.recorder is not None:
             self._act(self.model.stop_recording)
-        dpg.destroy_context()
-
-
-def framebuffer_to_u8(buf: Any) -> np.ndarray:
-    """A DearPyGui frame buffer (``mvBuffer``, float RGBA) as an (H, W, 4) uint8 array."""
-    w, h = buf.get_width(), buf.get_height()
-    arr = np.frombuffer(buf, dtype=np.float32, count=w * h * 4).reshape(h, w, 4)
-    return (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
+        self.shell.close()

@@ -381,9 +381,12 @@ class EditorModel:
 
     def load_backdrop(self, path: str | os.PathLike) -> None:
         path = Path(path).resolve()
-        image = backdropmod.load_image(path) if path.exists() else None
-        if image is None:
+        if not path.is_file():
             raise ActionError(f"{path}: backdrop image not found")
+        try:
+            image = backdropmod.load_image(path)
+        except backdropmod.BackdropError as exc:  # the old backdrop stays
+            raise ActionError(str(exc)) from None
         self.settings["backdrop_path"] = str(path)
         self.backdrop_image = image
         self.backdrop_version += 1
@@ -601,6 +604,11 @@ class EditorModel:
             self._next_watch = now + WATCH_INTERVAL_S
             self._watch_character(now)
             self._watch_templates(now)
+
+    def next_tick_due(self) -> float:
+        """When (on :attr:`clock`) :meth:`tick` next has work of its own: a debounced push or a file check."""
+        due = self._next_watch
+        return due if self._push_due is None else min(due, self._push_due)
 
     def _watch_character(self, now: float) -> None:
         files = self.link.character_files()

@@ -15,6 +15,7 @@ from raven_avatar.engine import pose as posemod
 from raven_avatar.engine import settings as settingsmod
 from raven_avatar.engine.compositing import ANIMEFX_KINDS
 from raven_avatar.engine.postprocessor import ParamSpec, filters
+from raven_avatar.gui.callbacks import Callbacks
 
 from .chain_edit import FilterInstance
 from .model import ActionError, EditorModel
@@ -80,8 +81,9 @@ class SettingsPanel:
 
     SKIP_KINDS = ("path", "color", "crop", "chain")  # drawn by the backdrop, crop and postprocessor sections
 
-    def __init__(self, model: EditorModel, on_error: ErrorSink, width: int = 170):
+    def __init__(self, model: EditorModel, callbacks: Callbacks, on_error: ErrorSink, width: int = 170):
         self.model = model
+        self._cb = callbacks
         self.on_error = on_error
         self.width = width
         self.widgets: dict[str, int] = {}
@@ -104,10 +106,10 @@ class SettingsPanel:
     def build_setting(self, s: settingsmod.Setting, parent: int | str) -> None:
         value = self.model.settings[s.key]
         with dpg.group(horizontal=True, parent=parent):
-            reset = dpg.add_button(label=RESET, callback=lambda: (self.model.reset_setting(s.key), self.refresh()))
+            reset = dpg.add_button(label=RESET, callback=self._cb.click(self._reset, s.key))
             tooltip(reset, f"Reset to the default ({s.default!r})")
             label = pretty(s.key)
-            cb = lambda sender, app_data: self._set(s.key, app_data)  # noqa: E731
+            cb = self._cb.value(self._set, s.key)
             if s.kind in ("int", "float"):
                 w = _number_widget(label, s.kind, value, s.low, s.high, cb, self.width)
             elif s.kind == "bool":
@@ -130,6 +132,10 @@ class SettingsPanel:
             self._fx_group = dpg.add_group(parent=parent)
             self._build_animefx()
 
+    def _reset(self, key: str) -> None:
+        self.model.reset_setting(key)
+        self.refresh()
+
     # ----------------------------------------------------------------------------------------------- sway morphs
 
     def _build_sway(self, s: settingsmod.Setting, parent: int | str) -> None:
@@ -138,8 +144,11 @@ class SettingsPanel:
                 self._sway[key] = dpg.add_checkbox(
                     label=key.removesuffix("_index"),
                     default_value=key in self.model.settings[s.key],
-                    callback=lambda: self._set(s.key, [k for k, w in self._sway.items() if dpg.get_value(w)]),
+                    callback=self._cb.click(self._sway_changed, s.key),
                 )
+
+    def _sway_changed(self, key: str) -> None:
+        self._set(key, [k for k, w in self._sway.items() if dpg.get_value(w)])
 
     # ----------------------------------------------------------------------------------------------------- animefx
 
@@ -151,16 +160,14 @@ class SettingsPanel:
                 dpg.add_checkbox(
                     label="Enabled",
                     default_value=params.get("enabled", True),
-                    callback=lambda s, a, u: self._fx_edit(u, "enabled", a),
-                    user_data=i,
+                    callback=self._cb.value(self._fx_edit, i, "enabled"),
                 )
                 w = dpg.add_input_text(
                     label="Emotions",
                     default_value=", ".join(params["emotions"]),
                     on_enter=True,
                     width=self.width,
-                    user_data=i,
-                    callback=lambda s, a, u: self._fx_edit(u, "emotions", _words(a)),
+                    callback=self._cb.value(self._fx_edit_words, i, "emotions"),
                 )
                 tooltip(w, "Emotions that trigger this effect (comma-separated); Enter applies.")
                 dpg.add_combo(
@@ -168,8 +175,7 @@ class SettingsPanel:
                     label="Type",
                     default_value=params["type"],
                     width=self.width,
-                    user_data=i,
-                    callback=lambda s, a, u: self._fx_edit(u, "type", a),
+                    callback=self._cb.value(self._fx_edit, i, "type"),
                 )
                 dpg.add_slider_float(
                     label="Duration (s)",
@@ -177,8 +183,7 @@ class SettingsPanel:
                     min_value=0.05,
                     max_value=5.0,
                     width=self.width,
-                    user_data=i,
-                    callback=lambda s, a, u: self._fx_edit(u, "duration", a),
+                    callback=self._cb.value(self._fx_edit, i, "duration"),
                 )
                 dpg.add_slider_float(
                     label="FPS",
@@ -186,18 +191,22 @@ class SettingsPanel:
                     min_value=0.0,
                     max_value=30.0,
                     width=self.width,
-                    user_data=i,
-                    callback=lambda s, a, u: self._fx_edit(u, "fps", a or None),
+                    callback=self._cb.value(self._fx_edit_fps, i),
                 )
                 w = dpg.add_input_text(
                     label="Cels",
                     default_value=", ".join(params["cels"]),
                     on_enter=True,
                     width=self.width,
-                    user_data=i,
-                    callback=lambda s, a, u: self._fx_edit(u, "cels", _words(a)),
+                    callback=self._cb.value(self._fx_edit_words, i, "cels"),
                 )
                 tooltip(w, "Cel names shown in order (comma-separated); Enter applies.")
+
+    def _fx_edit_words(self, index: int, field: str, text: str) -> None:
+        self._fx_edit(index, field, _words(text))
+
+    def _fx_edit_fps(self, index: int, fps: float) -> None:
+        self._fx_edit(index, "fps", fps or None)  # 0: the effect's own pace
 
     def _fx_edit(self, index: int, field: str, value: Any) -> None:
         effects = [[n, dict(p)] for n, p in self.model.settings["animefx"]]
@@ -236,25 +245,28 @@ def _words(text: str) -> list[str]:
 class ChainPanel:
     """The postprocessor chain: one collapsible block per filter instance, rebuilt on structural changes."""
 
-    def __init__(self, model: EditorModel, on_error: ErrorSink, width: int = 200):
+    def __init__(self, model: EditorModel, callbacks: Callbacks, on_error: ErrorSink, width: int = 200):
         self.model = model
+        self._cb = callbacks
         self.on_error = on_error
         self.width = width
         self.group: int | None = None
+        self._headers: dict[int, int] = {}  # instance uid -> its collapsing header (open state kept on rebuild)
         self._filter_names = [f.name for f in filters()]
 
     def build(self, parent: int | str) -> None:
         with dpg.group(horizontal=True, parent=parent):
             self.add_combo = dpg.add_combo(self._filter_names, default_value=self._filter_names[0], width=170)
-            b = dpg.add_button(
-                label="Add filter", callback=lambda: self._do(self.model.add_filter, dpg.get_value(self.add_combo))
-            )
+            b = dpg.add_button(label="Add filter", callback=self._cb.click(self._add))
             tooltip(b, "Append a new instance of the chosen filter (the same filter may appear several times).")
-            b = dpg.add_button(label="Clear", callback=lambda: self._do(self.model.clear_filters))
+            b = dpg.add_button(label="Clear", callback=self._cb.click(self._do, self.model.clear_filters))
             tooltip(b, "Switch every filter off (they stay in the list).")
         self.summary = dpg.add_text("", parent=parent, wrap=0)
         self.group = dpg.add_group(parent=parent)
         self.rebuild()
+
+    def _add(self) -> None:
+        self._do(self.model.add_filter, dpg.get_value(self.add_combo))
 
     def _do(self, action: Callable, *args: Any, rebuild: bool = True) -> None:
         try:
@@ -267,41 +279,38 @@ class ChainPanel:
     def rebuild(self) -> None:
         if self.group is None:
             return
+        opened = {uid for uid, header in self._headers.items() if dpg.does_item_exist(header) and dpg.get_value(header)}
         dpg.delete_item(self.group, children_only=True)
+        self._headers = {}
         for i, inst in enumerate(self.model.chain.instances):
-            self._build_instance(i, inst)
-        self._update_summary()
+            self._build_instance(i, inst, inst.uid in opened)
+        self.update_summary()
 
-    def _update_summary(self) -> None:
+    def update_summary(self) -> None:
+        """The line above the chain: what runs, or that nothing does while the postprocessor is off."""
         names = [inst.name for inst in self.model.chain.instances if inst.enabled]
-        dpg.set_value(self.summary, "Running: " + (" -> ".join(names) if names else "(nothing)"))
+        chain = " -> ".join(names) if names else "(nothing)"
+        text = f"Running: {chain}" if self.model.postprocessor_enabled else f"Off (postprocessor disabled): {chain}"
+        dpg.set_value(self.summary, text)
 
-    def _build_instance(self, i: int, inst: FilterInstance) -> None:
+    def _build_instance(self, i: int, inst: FilterInstance, opened: bool) -> None:
         spec = inst.spec
         with dpg.collapsing_header(
-            label=f"{i + 1}. {pretty(spec.name)}##{inst.uid}", parent=self.group, default_open=False
+            label=f"{i + 1}. {pretty(spec.name)}##{inst.uid}", parent=self.group, default_open=opened
         ) as header:
+            self._headers[inst.uid] = header
             tooltip(header, f"{spec.summary}\n\n{spec.doc}" if spec.doc != spec.summary else spec.summary)
             with dpg.group(horizontal=True):
-                dpg.add_checkbox(
-                    label="On",
-                    default_value=inst.enabled,
-                    callback=lambda s, a: (
-                        self._do(self.model.set_filter_enabled, i, a, rebuild=False) or self._update_summary()
-                    ),
-                )
-                for label, tip, action in (
-                    ("Up", "Move earlier in the chain", lambda: self._do(self.model.move_filter, i, -1)),
-                    ("Down", "Move later in the chain", lambda: self._do(self.model.move_filter, i, 1)),
-                    (
-                        "Dup",
-                        "Duplicate this instance (right after it)",
-                        lambda: self._do(self.model.duplicate_filter, i),
-                    ),
-                    ("Reset", "Every parameter to its default", lambda: self._do(self.model.reset_filter, i)),
-                    ("Del", "Remove this instance", lambda: self._do(self.model.remove_filter, i)),
+                dpg.add_checkbox(label="On", default_value=inst.enabled, callback=self._cb.value(self._enable, i))
+                m = self.model
+                for label, tip, action, args in (
+                    ("Up", "Move earlier in the chain", m.move_filter, (i, -1)),
+                    ("Down", "Move later in the chain", m.move_filter, (i, 1)),
+                    ("Dup", "Duplicate this instance (right after it)", m.duplicate_filter, (i,)),
+                    ("Reset", "Every parameter to its default", m.reset_filter, (i,)),
+                    ("Del", "Remove this instance", m.remove_filter, (i,)),
                 ):
-                    b = dpg.add_button(label=label, callback=action)
+                    b = dpg.add_button(label=label, callback=self._cb.click(self._do, action, *args))
                     tooltip(b, tip)
             for p in spec.params:
                 self._build_param(i, inst, p)
@@ -309,21 +318,23 @@ class ChainPanel:
         if not inst.enabled:
             dpg.bind_item_theme(header, _disabled_theme())
 
+    def _enable(self, i: int, on: bool) -> None:
+        self._do(self.model.set_filter_enabled, i, on, rebuild=False)
+        self.update_summary()
+
+    def _reset_param(self, i: int, p: ParamSpec, widget: int) -> None:
+        self._do(self.model.reset_filter_param, i, p.name, rebuild=False)
+        dpg.set_value(widget, _widget_value(p, self.model.chain.instances[i].params[p.name]))
+
+    def _param_changed(self, i: int, p: ParamSpec, sender: int, app_data: Any) -> None:
+        v = rgb01(dpg.get_value(sender))[:3] if p.kind == "rgb" else app_data
+        self._do(self.model.set_filter_param, i, p.name, v, rebuild=False)
+
     def _build_param(self, i: int, inst: FilterInstance, p: ParamSpec) -> None:
         value = inst.params[p.name]
         with dpg.group(horizontal=True, indent=12):
-            widget_box: dict[str, int] = {}
-
-            def reset() -> None:
-                self._do(self.model.reset_filter_param, i, p.name, rebuild=False)
-                dpg.set_value(widget_box["w"], _widget_value(p, inst.params[p.name]))
-
-            dpg.add_button(label=RESET, callback=reset)
-
-            def changed(sender: int, app_data: Any) -> None:
-                v = rgb01(dpg.get_value(sender))[:3] if p.kind == "rgb" else app_data
-                self._do(self.model.set_filter_param, i, p.name, v, rebuild=False)
-
+            reset = dpg.add_button(label=RESET)
+            changed = self._cb.sender(self._param_changed, i, p)
             label = pretty(p.name)
             if p.kind in ("int", "float"):
                 w = _number_widget(label, p.kind, value, p.range[0], p.range[1], changed, self.width)
@@ -340,7 +351,7 @@ class ChainPanel:
                     width=self.width,
                     display_type=dpg.mvColorEdit_float,
                 )
-            widget_box["w"] = w
+            dpg.configure_item(reset, callback=self._cb.click(self._reset_param, i, p, w))
             tooltip(w, f"{p.doc}\nDefault: {p.default!r}" + (f"; range {p.range[0]}..{p.range[1]}" if p.range else ""))
 
 
