@@ -143,7 +143,8 @@ SCHEMA: tuple[Setting, ...] = (
       doc="Fraction of the remaining way to the target pose covered per 1/25 s (frame-rate independent).",
       group="animation"),
     # -- blinking
-    S("blink_probability", 0.03, "float", 0.0, 1.0, doc="Chance of a blink per 1/25 s, once a blink is allowed.",
+    S("blink_probability", 0.03, "float", 0.0, 1.0,
+      doc="Chance of a blink per 1/25 s, once a blink is allowed (a rate in real time: the same at any frame rate).",
       group="blink"),
     S("blink_interval_min", 2.0, "float", 0.0, 60.0, doc="Shortest random wait (s) after a blink before the next.",
       group="blink"),
@@ -151,7 +152,8 @@ SCHEMA: tuple[Setting, ...] = (
       group="blink"),
     S("blink_confusion_duration", 10.0, "float", 0.0, 120.0,
       doc="For this long (s) after entering 'confusion', blinks may come in rapid succession.", group="blink"),
-    S("blink_hold_duration", 0.04, "float", 0.0, 0.5, doc="How long (s) the eyes stay fully shut in a blink.",
+    S("blink_hold_duration", 0.04, "float", 0.0, 0.5,
+      doc="How long (s) the eyes stay fully shut in a blink, in real time: a slow frame rate may not show it.",
       group="blink"),
     # -- talking
     S("talking_fps", 12.0, "float", 1.0, 60.0, doc="Mouth changes per second of the generic talking animation.",
