@@ -92,7 +92,7 @@ def test_schema_is_complete_gui_data():
         ({"crop": {"enabled": "yes"}}, "crop.enabled", "true or false"),
         ({"crop": [0, 0, 1, 1]}, "crop", "object"),
         ({"blink_interval_min": 6.0, "blink_interval_max": 3.0}, "blink_interval_min", "larger than"),
-        ({"postprocessor_chain": [["bloom"]]}, "postprocessor_chain", "[filter_name, {params}]"),
+        ({"postprocessor_chain": [["bloom"]]}, "postprocessor_chain[0]", "[filter_name, {params}]"),
         ({"postprocessor_chain": {"bloom": {}}}, "postprocessor_chain", "[filter_name, {params}]"),
         ({"backdrop_color": [1, 2, 0]}, "backdrop_color", "0..1"),
         ({"backdrop_color": [1, 0]}, "backdrop_color", "[r, g, b]"),
@@ -234,5 +234,37 @@ def test_chain_problems_come_from_the_postprocessor():
     assert (
         "no_such_filter" in by_key["postprocessor_chain[1]"].why and by_key["postprocessor_chain[1]"].source == "c.json"
     )
-    merged, _ = S.merge({"postprocessor_chain": chain}, {})
-    assert merged["postprocessor_chain"] == S.defaults()["postprocessor_chain"]  # a broken chain is not half-used
+
+
+def test_a_bad_filter_is_skipped_alone_and_a_bad_parameter_takes_its_default(tmp_path):
+    chain = [
+        ["scanlines", {"strength": 0.2}],
+        ["no_such_filter", {"strength": 1.0}],
+        ["bloom", {"threshold": 7.0, "exposure": 0.5}],
+        ["vignetting", {"strength": 0.3}],
+    ]
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"target_fps": 30, "postprocessor_chain": chain}))
+    loaded, problems = S.load_settings(path)
+    got = loaded["postprocessor_chain"]
+    assert [name for name, _ in got] == ["scanlines", "bloom", "vignetting"]  # every valid filter, in order
+    assert got[0][1]["strength"] == 0.2 and got[2][1]["strength"] == 0.3
+    bloom_defaults = dict(S.defaults()["postprocessor_chain"])  # the shipped chain's bloom has no parameters set
+    assert bloom_defaults["bloom"] == {}
+    assert got[1][1]["exposure"] == 0.5 and got[1][1]["threshold"] != 7.0  # only the bad parameter reset
+    assert loaded["target_fps"] == 30
+    assert [(p.key, p.source) for p in problems] == [
+        ("postprocessor_chain[1]", str(path)),
+        ("postprocessor_chain[2].threshold", str(path)),
+    ]
+    skipped, reset = (str(p) for p in problems)
+    assert "'no_such_filter'" in skipped and "entry skipped" in skipped and str(path) in skipped
+    assert "'bloom'" in reset and "7.0" in reset and "default" in reset
+    again, _ = S.merge({"postprocessor_chain": got}, {})
+    assert again["postprocessor_chain"] == got and S.validate({"postprocessor_chain": got}) == []
+
+
+def test_a_chain_that_is_not_a_list_falls_back_to_the_next_layer():
+    merged, problems = S.merge({"postprocessor_chain": {"bloom": {}}}, {"postprocessor_chain": [["bloom", {}]]})
+    assert merged["postprocessor_chain"] == [["bloom", {}]]
+    assert [p.key for p in problems] == ["postprocessor_chain"]

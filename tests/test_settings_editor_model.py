@@ -92,14 +92,53 @@ def test_recorder_writes_frames_timing_and_real_speed_webm(tmp_path):
     timing = json.loads(rec.stop().read_text())
     assert rec.error is None
     assert [f["t"] for f in timing["frames"]] == pytest.approx([0.0, 0.04, 0.2])
-    assert timing["fps"] == 25
+    assert timing["target_fps"] == 25 and timing["fps"] == pytest.approx(10.0)  # 2 intervals in 0.2 s
     last = np.asarray(PIL.Image.open(tmp_path / "rec" / timing["frames"][2]["file"]))
     assert last.shape == (8, 6, 4) and last[0, 0, 0] == 255
     assert (tmp_path / "rec" / TIMING_FILE).exists()
     av = pytest.importorskip("av")
+    encoding = rec.encoding
+    assert encoding.wait(120) and encoding.error is None and not encoding.cancelled
+    assert (encoding.done, encoding.total, encoding.fraction) == (6, 6, 1.0)
+    assert str(encoding) == "Encoded recording.webm: 6 frames"
     with av.open(str(tmp_path / "rec" / VIDEO_FILE)) as container:
         count = sum(1 for _ in container.decode(video=0))
     assert count == 6  # 0.2 s at 25 fps: ticks 0..5, the slow third frame held, not played fast
+
+
+def _opaque(value: float) -> np.ndarray:
+    frame = np.full((8, 6, 4), value, np.float32)
+    frame[..., 3] = 1
+    return frame
+
+
+def test_timing_json_tells_the_real_frame_rate_and_duration(tmp_path):
+    rec = Recorder(tmp_path / "rec", fps=25, backdrop=True)
+    times = [100.0, 100.04, 110.0, 130.0, 145.0, 158.0]  # a slow device: 6 frames in 58 s
+    for i, t in enumerate(times):
+        rec.add(_opaque(i / 5), t)
+    timing = json.loads(rec.stop().read_text())
+    assert rec.encoding is None  # no video asked for
+    assert timing["frame_count"] == 6 and timing["duration_s"] == pytest.approx(58.0)
+    assert timing["fps"] == pytest.approx(5 / 58, rel=1e-4) and timing["target_fps"] == 25
+    assert timing["backdrop"] is True and timing["dropped"] == 0
+    durations = [f["duration_ms"] for f in timing["frames"]]
+    assert durations[:5] == [40, 9960, 20000, 15000, 13000]  # until the next frame
+    assert durations[5] == round(58000 / 5)  # the last: the mean interval
+
+
+def test_webm_encodes_in_the_background_and_can_be_cancelled(tmp_path):
+    pytest.importorskip("av")
+    rec = Recorder(tmp_path / "rec", fps=25, video=True)
+    rec.add(_opaque(0.0), 0.0)
+    rec.add(_opaque(1.0), 600.0)  # ten minutes held: 15001 frames to encode
+    timing_path = rec.stop()  # returns while the encode runs
+    encoding = rec.encoding
+    encoding.cancel()
+    assert encoding.wait(120) and encoding.cancelled and encoding.error is None
+    assert encoding.total == 15001 and encoding.done < encoding.total
+    assert str(encoding).startswith("Encoding recording.webm cancelled at ")
+    assert not (tmp_path / "rec" / VIDEO_FILE).exists() and timing_path.exists()  # the PNG sequence stays
 
 
 # ------------------------------------------------------------------------------------------- model over an Avatar
@@ -182,6 +221,35 @@ def test_reference_presets_load_without_problems(model, name):
     assert problems == []
     expected = json.loads((REFERENCE / name).read_text())["postprocessor_chain"]
     assert [n for n, _ in model.chain.to_chain()] == [n for n, _ in expected]
+
+
+def test_one_bad_filter_is_skipped_and_the_rest_of_the_chain_applies(model, tmp_path):
+    chain = json.loads((REFERENCE / "glitchyholo.json").read_text())["postprocessor_chain"]
+    names = [n for n, _ in chain]
+    path = tmp_path / "bad_filter.json"
+    path.write_text(json.dumps({"target_fps": 30, "postprocessor_chain": [*chain[:2], ["sparkles", {}], *chain[2:]]}))
+    problems = model.load_settings(path)
+    assert [(p.key, p.source) for p in problems] == [("postprocessor_chain[2]", str(path))]
+    assert "'sparkles'" in str(problems[0]) and "entry skipped" in str(problems[0])
+    assert model.status == "loaded settings bad_filter.json (1 problem)"
+    assert [n for n, _ in model.chain.to_chain()] == names and model.settings["target_fps"] == 30
+    model.link.wait_idle(60)
+    assert [n for n, _ in model.link.avatar.settings["postprocessor_chain"]] == names  # the engine got it too
+
+    path.write_text(json.dumps({"postprocessor_chain": [["scanlines", {"strength": 0.25}], ["bloom", {"sigma": -3}]]}))
+    problems = model.link.avatar.load_settings(path)  # the engine API itself, straight from the file
+    assert [p.key for p in problems] == ["postprocessor_chain[1].sigma"] and "bloom" in str(problems[0])
+    used = model.link.avatar.settings["postprocessor_chain"]
+    assert [n for n, _ in used] == ["scanlines", "bloom"] and used[0][1]["strength"] == 0.25
+    assert model.load_settings(path) == problems and "(1 problem)" in model.status
+    assert model.chain.instances[1].params["sigma"] == model.chain.instances[1].param_spec("sigma").default
+
+    assert model.load_chain_preset(REFERENCE / "redsepia.json") == []
+    path.write_text(json.dumps({"postprocessor_chain": [["blom", {}], ["vignetting", {}], [7]]}))
+    problems = model.load_chain_preset(path)
+    assert [p.key for p in problems] == ["postprocessor_chain[0]", "postprocessor_chain[2]"]
+    assert "did you mean bloom" in str(problems[0])
+    assert [n for n, _ in model.chain.to_chain()] == ["vignetting"] and model.status.endswith("(2 problems)")
 
 
 def test_invalid_values_are_reported_precisely(model, tmp_path):
@@ -328,6 +396,26 @@ def test_files_are_opened_by_what_they_hold(model, tmp_path):
     model.settings["backdrop_path"] = "dusk.png"  # a shipped backdrop, by name
     model._load_backdrop_from_settings()
     assert model.backdrop_image is not None
+
+
+def test_model_reports_the_webm_encode_until_it_is_done(model, tmp_path):
+    from raven_avatar.settings_editor.model import ActionError
+
+    pytest.importorskip("av")
+    model.start_recording(tmp_path / "rec", video=True)
+    for k in range(4):
+        model.recorder.add(_opaque(k / 3), 5.0 + k * 0.04)  # what tick() hands it from engine frames
+    model.stop_recording()
+    encoding = model.encoding
+    assert encoding is not None and encoding.total == 4
+    assert model.status.startswith("Encoding recording.webm: ") and model.status.endswith("/4 frames")
+    with pytest.raises(ActionError, match="still encoding"):
+        model.start_recording(tmp_path / "rec2")
+    assert encoding.wait(120)
+    model.tick()
+    assert model.encoding is None and model.status == "Encoded recording.webm: 4 frames"
+    assert not [e for e in model.events if e.error]
+    assert (tmp_path / "rec" / VIDEO_FILE).stat().st_size > 0
 
 
 @pytest.mark.slow

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.poser import default_character, load_poser
     from ..engine.postprocessor import ChainError
     from ..engine.settings import SettingsError
+    from ..engine.wording import plural
 
     try:
         settings, problems = resolve_settings(args.settings if args.settings else {})
@@ -119,5 +120,5 @@ def run(args: argparse.Namespace) -> int:
             RuntimeError) as e:  # fmt: skip
         log.error("%s", e)
         return 1
-    log.info("wrote %d frames (%.2f s at %g fps) to %s", count, count / args.fps, args.fps, args.output)
+    log.info("wrote %s (%.2f s at %g fps) to %s", plural(count, "frame"), count / args.fps, args.fps, args.output)
     return 0

@@ -10,6 +10,13 @@ Smoothing is exponential and frame-rate independent: ``pose_interpolator_step`` 
 covered per 1/25 s, and a frame ``dt`` seconds long covers ``1 - (1 - step) ** (25 * dt)`` of it, so 12, 25 and 60 FPS
 follow the same curve in wall time.
 
+Random events (blinks, sway targets, saccades, mouth changes of generic talking) are real-time processes: each event
+has a moment in animation time, drawn when the previous one happened, and a frame shows the state at its own
+moment. A slow frame (a CPU takes seconds) therefore neither makes events more frequent nor stretches them: a blink
+shuts the eyes for ``blink_hold_duration`` seconds, so at 1 FPS most frames show open eyes and the share of frames
+with shut eyes is the blinks' duty cycle, as at 60 FPS. Events that fell between two frames still happened (they
+are counted and they move the random sequence on), they are just not seen.
+
 Example:
     >>> anim = Animator({}, {"neutral": {"pose": {}, "cels": {}}}, seed=1, clock=iter([0.0, 0.04]).__next__)
     >>> anim.advance().pose.shape, anim.advance().t
@@ -54,6 +61,11 @@ _FRAME_EPS = 1e-9
 # A saccade takes 2-3 frames at 25 FPS (~80 ms), much faster than the pose interpolator.
 _SACCADE_RATE = 0.85
 _SACCADE_RECENTRE_CHANCE = 0.3
+# Two blinks start at least this far apart, even with an interval of 0 and a probability of 1.
+_MIN_BLINK_GAP = 1.0 / REFERENCE_FPS
+# Events more than this long before a frame are not replayed one by one (a stall, or settings that moved a timer far
+# into the past): nothing of them could be seen, and the replay would only cost time.
+_CATCH_UP_S = 10.0
 
 _IDX = {key: posemod.param(key).index for key in posemod.KEYS}
 _BLINK = (_IDX["eye_wink_left_index"], _IDX["eye_wink_right_index"])
@@ -191,8 +203,10 @@ class Animator:
         self._sway_next = 0.0
         self._micro: dict[int, float] = {}
         self._micro_next = 0.0
-        self._blink_until = -1.0
-        self._blink_next = 0.0
+        self._blink_start = -math.inf  # when the last blink began
+        self._blink_gap_u = 0.0  # U(0, 1): where between blink_interval_min and _max the next blink is allowed
+        self._blink_wait = self._rng["blink"].expovariate(1.0)  # Exp(1), scaled by the blink rate once allowed
+        self._blinks = 0
         self._talking = False
         self._talk_value = 0.0
         self._talk_next = 0.0
@@ -285,6 +299,11 @@ class Animator:
                 self._entered = False
             if self._pending not in converted:
                 self._pending = self._emotion
+
+    @property
+    def blink_count(self) -> int:
+        """Blinks since the animator was made, seen in a frame or not (for statistics and tests)."""
+        return self._blinks
 
     @property
     def data_cel_count(self) -> int:
@@ -466,7 +485,7 @@ class Animator:
 
         target = list(template.pose)
         target[_BREATHING] = self._pose[_BREATHING]
-        self._sway(target, template)
+        self._sway(target, template, dt)
         for i, value in self._pose_overrides.items():
             target[i] = value
         cur = self._pose
@@ -474,13 +493,16 @@ class Animator:
             cur[i] = g if abs(g - c) < _POSE_SNAP else c + step * (g - c)
         settled = {i: cur[i] for i in self._pose_overrides}
 
-        self._blink(cur, dt)
-        self._talk(cur)
+        self._talk(cur, dt)
         self._breathe(cur, dt)
-        for i, value in settled.items():  # overrides win over blink/talk/breathing writes
+        for i, value in settled.items():  # overrides win over talk/breathing writes
             cur[i] = value
 
         out = list(cur)
+        shut = self._blink(dt)
+        for i in _BLINK:
+            if i not in self._pose_overrides:  # ... and over blinks
+                out[i] += (1.0 - out[i]) * shut
         offset = self._saccade_offset(dt)
         for axis, i in enumerate(_IRIS):
             if i not in self._pose_overrides:
@@ -494,12 +516,16 @@ class Animator:
             t=self._t,
         )
 
-    def _sway(self, target: list[float], template: _Template) -> None:
-        """Macro sway: a random target every few seconds. Micro sway: fresh noise around it 25 times a second,
-        never accumulated into the target (the reference's accumulates, and drifts as a random walk)."""
+    def _sway(self, target: list[float], template: _Template, dt: float) -> None:
+        """Macro sway: a random target every few seconds (on entering an emotion, and at real-time moments after).
+        Micro sway: fresh noise around it 25 times a second, never accumulated into the target (the reference's
+        accumulates, and drifts as a random walk)."""
         s = self._settings
         morphs = [_IDX[k] for k in s["sway_morphs"]]
-        if self._sway_macro is None or self._t >= self._sway_next:
+        if self._sway_macro is None:
+            self._sway_next = self._t
+        due = max(self._sway_next, self._earliest(dt))
+        while self._t >= due:
             rng, strength = self._rng["sway"], s["sway_macro_strength"]
             self._sway_macro = {}
             for i in morphs:
@@ -508,40 +534,66 @@ class Animator:
                 v = template.pose[i]
                 bound = max(strength, abs(v))
                 self._sway_macro[i] = v + rng.uniform(max(-strength, -bound - v), min(strength, bound - v))
-            self._sway_next = self._t + rng.uniform(s["sway_interval_min"], s["sway_interval_max"])
+            due += rng.uniform(s["sway_interval_min"], s["sway_interval_max"])
+        self._sway_next = due
         if self._t >= self._micro_next or self._micro.keys() != self._sway_macro.keys():
             rng, m = self._rng["micro"], s["sway_micro_strength"]
             self._micro = {i: rng.uniform(-m, m) for i in morphs}
-            self._micro_next = self._t + _MICRO_SWAY_PERIOD
+            self._micro_next = max(self._micro_next + _MICRO_SWAY_PERIOD, self._t)
         for i in morphs:
             target[i] = min(max(self._sway_macro[i] + self._micro[i], -1.0), 1.0)
 
-    def _blink(self, cur: list[float], dt: float) -> None:
-        s = self._settings
-        if self._t < self._blink_until:
-            for i in _BLINK:
-                cur[i] = 1.0
-            return
-        if dt <= 0.0:
-            return
-        chance = fps_corrected_step(s["blink_probability"], dt)
-        rapid = self._emotion == CONFUSION and self._t - self._entered_t < s["blink_confusion_duration"]
-        rng = self._rng["blink"]
-        if rng.random() < chance and (rapid or self._t >= self._blink_next):
-            self._blink_until = self._t + s["blink_hold_duration"]
-            self._blink_next = self._t + rng.uniform(s["blink_interval_min"], s["blink_interval_max"])
-            for i in _BLINK:
-                cur[i] = 1.0
+    def _earliest(self, dt: float) -> float:
+        """The earliest moment an event that fell due is placed at: the start of this frame's interval (at most
+        :data:`_CATCH_UP_S` back). Only a settings change or a stall can leave a timer further in the past."""
+        return self._t - min(dt, _CATCH_UP_S)
 
-    def _talk(self, cur: list[float]) -> None:
+    def _next_blink(self, earliest: float) -> float:
+        """When the next blink starts: once the random interval after the last blink has passed (in the first
+        ``blink_confusion_duration`` s of ``confusion``: once the last blink is over), after a wait drawn from the
+        rate that ``blink_probability`` per 1/25 s stands for; never before ``earliest``."""
+        s = self._settings
+        p = s["blink_probability"]
+        if p <= 0.0:
+            return math.inf
+        wait = 0.0 if p >= 1.0 else self._blink_wait / (-REFERENCE_FPS * math.log1p(-p))
+        start = self._blink_start
+        over = start + max(s["blink_hold_duration"], _MIN_BLINK_GAP)
+        lo, hi = s["blink_interval_min"], s["blink_interval_max"]
+        due = max(start + lo + self._blink_gap_u * (hi - lo), over, 0.0) + wait
+        if self._emotion == CONFUSION:
+            rapid = max(max(over, self._entered_t) + wait, earliest)
+            if rapid < self._entered_t + s["blink_confusion_duration"]:
+                due = min(due, rapid)
+        return max(due, earliest)
+
+    def _blink(self, dt: float) -> float:
+        """How far blinking shuts the eyes now (0..1): fully for ``blink_hold_duration`` s from the start of the
+        newest blink, then reopening along the pose interpolator's curve. Blinks due since the last frame start at
+        their own moments, one after the other, so their rate does not depend on the frame rate."""
+        s = self._settings
+        earliest = self._earliest(dt)
+        while (start := self._next_blink(earliest)) <= self._t:
+            self._blink_start = earliest = start
+            self._blinks += 1
+            rng = self._rng["blink"]
+            self._blink_gap_u, self._blink_wait = rng.random(), rng.expovariate(1.0)
+        since = self._t - self._blink_start
+        if since < s["blink_hold_duration"]:
+            return 1.0
+        return 1.0 - fps_corrected_step(s["pose_interpolator_step"], since - s["blink_hold_duration"])
+
+    def _talk(self, cur: list[float], dt: float) -> None:
         if not self._talking:
             return
         s = self._settings
-        if self._t >= self._talk_next:
+        due = max(self._talk_next, self._earliest(dt))
+        while self._t >= due:
             # Mostly wide open or shut, sometimes in between; a shut mouth tends to open next and vice versa.
             value = abs(1.0 - self._talk_value) + self._rng["talk"].uniform(-2.0, 2.0)
             self._talk_value = min(max(value, 0.0), 1.0)
-            self._talk_next = self._t + 1.0 / s["talking_fps"]
+            due += 1.0 / s["talking_fps"]
+        self._talk_next = due
         morph = _IDX[s["talking_morph"]]
         for i in _MOUTH_OPEN:
             cur[i] = self._talk_value if i == morph else 0.0
@@ -555,15 +607,18 @@ class Animator:
         s = self._settings
         if not s["saccade_enabled"]:
             self._saccade_target = [0.0, 0.0]
-        elif self._t >= self._saccade_next:
-            rng = self._rng["saccade"]
-            if rng.random() < _SACCADE_RECENTRE_CHANCE:
-                self._saccade_target = [0.0, 0.0]
-            else:
-                radius = s["saccade_strength"] * math.sqrt(rng.random())
-                angle = rng.uniform(0.0, 2.0 * math.pi)
-                self._saccade_target = [radius * math.cos(angle), radius * math.sin(angle)]
-            self._saccade_next = self._t + rng.uniform(s["saccade_interval_min"], s["saccade_interval_max"])
+        else:
+            due = max(self._saccade_next, self._earliest(dt))
+            while self._t >= due:
+                rng = self._rng["saccade"]
+                if rng.random() < _SACCADE_RECENTRE_CHANCE:
+                    self._saccade_target = [0.0, 0.0]
+                else:
+                    radius = s["saccade_strength"] * math.sqrt(rng.random())
+                    angle = rng.uniform(0.0, 2.0 * math.pi)
+                    self._saccade_target = [radius * math.cos(angle), radius * math.sin(angle)]
+                due += rng.uniform(s["saccade_interval_min"], s["saccade_interval_max"])
+            self._saccade_next = due
         step = fps_corrected_step(_SACCADE_RATE, dt)
         for axis in (0, 1):
             c, g = self._saccade[axis], self._saccade_target[axis]

@@ -11,6 +11,8 @@ import re
 
 import torch
 
+from raven_avatar.engine.wording import plural
+
 log = logging.getLogger(__name__)
 
 _SPEC = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -39,7 +41,8 @@ def resolve_device(spec: str | torch.device = "auto") -> tuple[torch.device, str
         return torch.device("cuda:0"), None
     index = int(spec.split(":")[1]) if ":" in spec else 0
     if index >= torch.cuda.device_count():
-        notice = f"device {spec!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist; using the CPU"
+        count = plural(torch.cuda.device_count(), "CUDA device")
+        notice = f"device {spec!r} requested but this machine has {count}; using the CPU"
         log.warning(notice)
         return torch.device("cpu"), notice
     return torch.device("cuda", index), None

@@ -36,6 +36,7 @@ from raven_avatar.engine.character import SUPPORTED_CELS
 from raven_avatar.engine.fileio import atomic_write, atomic_write_json
 from raven_avatar.engine.paths import asset_path, user_data_dir
 from raven_avatar.engine.pose import KEYS, pose_from_dict, pose_to_dict
+from raven_avatar.engine.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +220,7 @@ class TemplateSet:
     def summary(self) -> str:
         kinds = [source.split(":", 1)[0] for source in self.sources.values()]
         counts = ", ".join(f"{kinds.count(k)} from {k}" for k in ("character", "user", "factory") if k in kinds)
-        lines = [f"{len(self)} emotions: {counts}"]
+        lines = [f"{plural(len(self), 'emotion')}: {counts}"]
         lines.extend(f"problem: {p}" for p in self.problems)
         return "\n".join(lines)
 
@@ -350,7 +351,7 @@ def factory_reset(names: Iterable[str] | None = None) -> Path:
     backup = _backup(directory, files, "reset")
     for f in files:
         f.unlink(missing_ok=True)
-    log.info("reset %d emotion template(s) to factory; backup in %s", len(files), backup)
+    log.info("reset %s to factory; backup in %s", plural(len(files), "emotion template"), backup)
     return backup
 
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 import io
 import json
 import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -121,7 +125,13 @@ class PngSequenceWriter:
     """A folder of ``frame_00000.png``... plus ``timing.json``: each frame's file, time and duration.
 
     Frames are written as they come (each file atomically); ``timing.json`` is written by :meth:`close`, so a folder
-    with a timing file is complete.
+    with a timing file is complete. Its fields tell what really happened, from the frames' times:
+
+    - ``frames``: per frame ``file``, ``t`` (seconds) and ``duration_ms`` (until the next frame; the last frame
+      gets the mean frame interval), rounded so that their running sum never drifts from the times;
+    - ``frame_count``; ``duration_s``: last frame time minus first; ``fps``: the measured frame rate,
+      ``(frame_count - 1) / duration_s`` (``null`` with fewer than two frames);
+    - ``target_fps``: the rate asked for (the writer's ``fps``; frames without a time are placed at ``index / fps``).
     """
 
     TIMING_FILE = "timing.json"
@@ -143,10 +153,22 @@ class PngSequenceWriter:
         self.frames.append({"file": name, "t": index / self.fps if t is None else float(t)})
         return self.folder / name
 
-    def close(self) -> Path:
-        durations = frame_durations(len(self.frames), self.fps)
-        frames = [{**f, "duration_ms": d} for f, d in zip(self.frames, durations, strict=True)]
-        doc = {"fps": self.fps, "frame_count": len(frames), "duration_s": len(frames) / self.fps, "frames": frames}
+    def close(self, extra: Mapping[str, Any] | None = None) -> Path:
+        """Write ``timing.json`` (with the fields of ``extra`` added) atomically; returns its path."""
+        times = [f["t"] for f in self.frames]
+        span = times[-1] - times[0] if times else 0.0
+        measured = round((len(times) - 1) / span, 6) if len(times) > 1 and span > 0 else None
+        interval = 1.0 / (measured or self.fps)  # how long the last frame is shown
+        marks = [round((t - times[0]) * 1000.0) for t in times] + [round((span + interval) * 1000.0)]
+        frames = [{**f, "duration_ms": b - a} for f, (a, b) in zip(self.frames, pairwise(marks), strict=False)]
+        doc = {
+            "fps": measured,
+            "target_fps": self.fps,
+            "frame_count": len(frames),
+            "duration_s": round(span, 6),
+            **(extra or {}),
+            "frames": frames,
+        }
         return _write_atomic(self.folder / self.TIMING_FILE, (json.dumps(doc, indent=1) + "\n").encode())
 
 
@@ -170,10 +192,20 @@ def write_sprite_sheet(frames: list[np.ndarray], path: str | Path, *, columns: i
     return path
 
 
-def write_webm(frames: list[np.ndarray], path: str | Path, fps: float, *, crf: int = 20) -> Path:
+def write_webm(
+    frames: Sequence[np.ndarray],
+    path: str | Path,
+    fps: float,
+    *,
+    crf: int = 20,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Path | None:
     """A VP9 WebM with an alpha channel (``yuva420p``), as browsers and OBS play it; needs PyAV (``pip install av``).
 
     ``crf``: 0 (best) .. 63; 20 is visually lossless for avatars. Frame times are exact multiples of ``1/fps``.
+    ``frames`` may be any sequence (read one at a time); ``progress(done, total)`` is called after each frame is
+    encoded; once ``cancel`` is set, encoding stops, nothing is written and ``None`` is returned.
     """
     width, height = _check_frames(frames)
     if width % 2 or height % 2:
@@ -191,9 +223,13 @@ def write_webm(frames: list[np.ndarray], path: str | Path, fps: float, *, crf: i
         stream.width, stream.height, stream.pix_fmt = width, height, "yuva420p"
         # auto-alt-ref must be off for alpha; b:v 0 makes crf a pure quality target.
         stream.options = {"crf": str(crf), "b:v": "0", "auto-alt-ref": "0", "deadline": "good", "cpu-used": "4"}
-        for rgba in frames:
+        for done, rgba in enumerate(frames, 1):
+            if cancel is not None and cancel.is_set():
+                return None
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgba), format="rgba")):
                 container.mux(packet)
+            if progress is not None:
+                progress(done, len(frames))
         for packet in stream.encode():
             container.mux(packet)
     return _write_atomic(Path(path), buf.getvalue())

@@ -143,7 +143,8 @@ SCHEMA: tuple[Setting, ...] = (
       doc="Fraction of the remaining way to the target pose covered per 1/25 s (frame-rate independent).",
       group="animation"),
     # -- blinking
-    S("blink_probability", 0.03, "float", 0.0, 1.0, doc="Chance of a blink per 1/25 s, once a blink is allowed.",
+    S("blink_probability", 0.03, "float", 0.0, 1.0,
+      doc="Chance of a blink per 1/25 s, once a blink is allowed (a rate in real time: the same at any frame rate).",
       group="blink"),
     S("blink_interval_min", 2.0, "float", 0.0, 60.0, doc="Shortest random wait (s) after a blink before the next.",
       group="blink"),
@@ -151,7 +152,8 @@ SCHEMA: tuple[Setting, ...] = (
       group="blink"),
     S("blink_confusion_duration", 10.0, "float", 0.0, 120.0,
       doc="For this long (s) after entering 'confusion', blinks may come in rapid succession.", group="blink"),
-    S("blink_hold_duration", 0.04, "float", 0.0, 0.5, doc="How long (s) the eyes stay fully shut in a blink.",
+    S("blink_hold_duration", 0.04, "float", 0.0, 0.5,
+      doc="How long (s) the eyes stay fully shut in a blink, in real time: a slow frame rate may not show it.",
       group="blink"),
     # -- talking
     S("talking_fps", 12.0, "float", 1.0, 60.0, doc="Mouth changes per second of the generic talking animation.",
@@ -349,30 +351,46 @@ def _check_animefx(key: str, value: Any) -> list[Problem]:
     return problems
 
 
-def _check_chain(key: str, value: Any) -> list[Problem]:
-    if not isinstance(value, list) or not all(
-        isinstance(e, (list, tuple)) and len(e) == 2 and isinstance(e[0], str) and isinstance(e[1], Mapping)
-        for e in value
-    ):
-        return [Problem(key, value, "expected a list of [filter_name, {params}] entries")]
+def _chain_problems(key: str, value: Any, *, repair: bool) -> tuple[list | None, list[Problem]]:
+    """The postprocessor's verdict on a chain, re-keyed under this setting: ``(usable chain, problems)``.
+
+    With ``repair``, each problem says what was done (entry skipped, default used) and the usable chain holds every
+    valid entry in order (``None`` when ``value`` is not a list at all). Without the postprocessor (no torch), a list
+    of ``[name, {params}]`` passes unchecked.
+    """
+    if not isinstance(value, list):
+        return None, [Problem(key, value, "expected a list of [filter_name, {params}] entries")]
     try:
-        from raven_avatar.engine.postprocessor import validate_chain
+        from raven_avatar.engine.postprocessor import repair_chain
     except ImportError as exc:
         logger.debug("postprocessor chain not validated (%s)", exc)
-        return []
-    try:
-        found = validate_chain(value)
-    except (TypeError, ValueError, KeyError) as exc:
-        return [Problem(key, value, str(exc))]
-    return [_as_problem(key, value, item) for item in found or ()]
+        if all(isinstance(e, (list, tuple)) and len(e) == 2 and isinstance(e[1], Mapping) for e in value):
+            return value, []
+        return None, [Problem(key, value, "expected a list of [filter_name, {params}] entries")]
+    usable, found = repair_chain(value)
+    chain = [[name, params] for name, params in usable]
+    return chain, [_as_problem(key, value, item, with_fix=repair) for item in found]
 
 
-def _as_problem(key: str, chain: list, item: Any) -> Problem:
-    """Re-key the postprocessor's problem (``index``, ``filter``, ``param``, ``message``) under this setting."""
-    index, param = getattr(item, "index", None), getattr(item, "param", None)
-    why = getattr(item, "message", None) or str(item)
-    if getattr(item, "filter", None):
+def usable_chain(value: Any, *, source: str = "") -> tuple[list | None, list[Problem]]:
+    """What a ``postprocessor_chain`` value gives, as :func:`merge` uses it: ``(chain, problems)``.
+
+    ``chain`` holds every valid entry in order (aliases resolved, every parameter written out), broken entries
+    skipped and bad parameters at their defaults; ``None`` when ``value`` is not a list at all. Each problem names
+    the entry's index, the filter, ``source`` and what was done.
+    """
+    chain, problems = _chain_problems("postprocessor_chain", value, repair=True)
+    return chain, [Problem(p.key, p.value, p.why, source) for p in problems]
+
+
+def _as_problem(key: str, chain: list, item: Any, *, with_fix: bool) -> Problem:
+    """The postprocessor's problem (``index``, ``filter``, ``param``, ``message``, ``fix``) under this setting."""
+    index, param = item.index, item.param
+    why = item.message
+    if item.filter:
         why = f"filter {item.filter!r}: {why}"
+    if with_fix and item.fix:
+        why = f"{why} ({item.fix})"
     if index is None or not 0 <= index < len(chain):
         return Problem(key, chain, why)
     entry = chain[index]
@@ -420,8 +438,13 @@ def check_value(setting: Setting, value: Any) -> list[Problem]:
     if kind == "animefx_list":
         return _check_animefx(key, value)
     if kind == "chain":
-        return _check_chain(key, value)
+        return _chain_problems(key, value, repair=False)[1]
     raise AssertionError(f"unhandled setting kind {kind!r}")
+
+
+def _base_key(key: str) -> str:
+    """The setting a (possibly nested) problem key belongs to: ``crop.left`` -> ``crop``."""
+    return key.split(".")[0].split("[")[0]
 
 
 def validate(settings: Mapping[str, Any], *, source: str = "") -> list[Problem]:
@@ -439,7 +462,7 @@ def validate(settings: Mapping[str, Any], *, source: str = "") -> list[Problem]:
             problems.append(Problem(key, value, f"unknown setting{_close(str(key), list(BY_KEY))}"))
         else:
             problems += check_value(setting, value)
-    bad = {p.key.split(".")[0].split("[")[0] for p in problems}
+    bad = {_base_key(p.key) for p in problems}
     for lo, hi in ORDERED_PAIRS:
         if lo in settings and hi in settings and lo not in bad and hi not in bad and settings[lo] > settings[hi]:
             problems.append(Problem(lo, settings[lo], f"larger than {hi} ({settings[hi]!r})"))
@@ -493,20 +516,31 @@ def merge(
 
     Returns ``(settings, problems)``; ``problems`` lists every invalid or unknown value that was passed over (with its
     layer in ``source``) and every min/max pair that only clashed after merging (both then taken from the built-ins).
-    The result always holds every schema key, valid and in canonical form.
+    A postprocessor chain is not passed over for one bad entry: its broken entries are skipped and its bad
+    parameters take their defaults, each reported with the entry's index, the filter and what was done. The result
+    always holds every schema key, valid and in canonical form.
     """
     layers = [(user, sources[0]), (shipped, sources[1]), (builtin if builtin is not None else defaults(), sources[2])]
     problems: list[Problem] = []
-    bad: list[set[str]] = []
+    usable: list[dict[str, Any]] = []  # per layer: key -> its valid value (a chain: what could be used of it)
     for layer, source in layers:
         found = validate(layer, source=source)
+        bad = {_base_key(p.key) for p in found}
+        valid = {k: v for k, v in layer.items() if k in BY_KEY and k not in bad} if isinstance(layer, Mapping) else {}
+        for setting in SCHEMA:
+            if setting.kind == "chain" and setting.key in bad:  # keep every good filter, say what was left out
+                chain, chain_problems = _chain_problems(setting.key, layer[setting.key], repair=True)
+                if chain is not None:
+                    found = [p for p in found if _base_key(p.key) != setting.key]
+                    found += [Problem(p.key, p.value, p.why, source) for p in chain_problems]
+                    valid[setting.key] = chain
         problems += found
-        bad.append({p.key.split(".")[0].split("[")[0] for p in found})
+        usable.append(valid)
     out: dict[str, Any] = {}
     for setting in SCHEMA:
-        for (layer, _), skip in zip(layers, bad, strict=True):
-            if isinstance(layer, Mapping) and setting.key in layer and setting.key not in skip:
-                out[setting.key] = _normalize(setting, layer[setting.key])
+        for valid in usable:
+            if setting.key in valid:
+                out[setting.key] = _normalize(setting, valid[setting.key])
                 break
         else:
             out[setting.key] = copy.deepcopy(setting.default)

@@ -23,6 +23,7 @@ from raven_avatar.engine.character import Character
 from raven_avatar.engine.emotions import EmotionTemplate, save_emotions_file
 from raven_avatar.engine.export import encode_png, to_srgb8, write_sprite_sheet
 from raven_avatar.engine.fileio import atomic_path
+from raven_avatar.engine.wording import plural
 from raven_avatar.pose_editor.render import EditorRenderer
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class BatchResult:
 
     def summary(self) -> str:
         done = sum(1 for p in self.written if p.suffix == ".png" and not p.name.startswith("_"))
-        lines = [f"{done} of {self.total} emotions exported to {self.folder}"]
+        lines = [f"{done} of {plural(self.total, 'emotion')} exported to {self.folder}"]
         if self.cancelled:
             lines.append("cancelled before the end")
         lines.extend(f"failed: {name}: {reason}" for name, reason in self.failed)

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         settings, problems = settingsmod.load_settings(None)
         settings_path = None
     if problems:
-        startup_errors.append("Some settings were not used (defaults kept):\n" + "\n".join(f"- {p}" for p in problems))
+        startup_errors.append("Some settings had problems (the rest apply):\n" + "\n".join(f"- {p}" for p in problems))
     try:
         avatar = Avatar(args.character, settings, device=args.device, variant=args.variant)
     except (CharacterError, DownloadError, OSError, ValueError) as exc:

@@ -29,12 +29,12 @@ from raven_avatar.engine import settings as settingsmod
 from raven_avatar.engine.export import encode_png
 from raven_avatar.engine.fileio import atomic_path
 from raven_avatar.engine.paths import asset_path
-from raven_avatar.engine.postprocessor import ChainError
+from raven_avatar.engine.wording import plural
 
 from . import backdrop as backdropmod
 from .chain_edit import EditableChain
 from .engine_link import EngineLink, Event
-from .recorder import Recorder
+from .recorder import Encoding, Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,11 @@ class ActionError(Exception):
     def __init__(self, message: str, problems: list | None = None):
         super().__init__(message)
         self.problems = list(problems or [])
+
+
+def _noting(status: str, problems: list) -> str:
+    """A status line with its problem count, if any: ``loaded settings a.json (1 problem)``."""
+    return f"{status} ({plural(len(problems), 'problem')})" if problems else status
 
 
 def _tree_stamp(paths: list[Path]) -> tuple:
@@ -106,6 +111,7 @@ class EditorModel:
         self.visible = True
         self.user_paused = False
         self.recorder: Recorder | None = None
+        self.encoding: Encoding | None = None  # the WebM of the last recording, while it is being encoded
         self.status = ""  # one line for the status bar
         self._push_due: float | None = None
         self._watch_stamp: tuple | None = None
@@ -195,7 +201,8 @@ class EditorModel:
         """Load a settings file (merged over shipped → built-in defaults); returns the problems that were skipped.
 
         A file that cannot be read at all raises :class:`ActionError`; a file with invalid values still loads
-        (those keys keep their defaults) and the problems come back for the GUI to show.
+        (those keys keep their defaults; a postprocessor chain loses only its broken entries, and a bad filter
+        parameter takes its default) and the problems come back for the GUI to show.
         """
         path = Path(path)
         try:
@@ -209,7 +216,7 @@ class EditorModel:
         self._load_backdrop_from_settings(relative_to=path.parent)
         self.backdrop_version += 1
         self.push_now()
-        self.status = f"loaded settings {path.name}" + (f" ({len(ours)} problems)" if ours else "")
+        self.status = _noting(f"loaded settings {path.name}", ours)
         return ours
 
     def save_settings(self, path: str | os.PathLike | None = None) -> Path:
@@ -293,8 +300,12 @@ class EditorModel:
         found.setdefault("default", settingsmod.shipped_settings_path())
         return found
 
-    def load_chain_preset(self, path: str | os.PathLike) -> None:
-        """Replace the chain with the one in a settings file (other settings untouched)."""
+    def load_chain_preset(self, path: str | os.PathLike) -> list[settingsmod.Problem]:
+        """Replace the chain with the one in a settings file (other settings untouched); returns its problems.
+
+        As with :meth:`load_settings`, a broken entry is skipped and a bad parameter takes its default; a file
+        without a usable chain raises :class:`ActionError` and keeps the current chain.
+        """
         path = Path(path)
         try:
             data = settingsmod.read_settings_file(path)
@@ -302,12 +313,13 @@ class EditorModel:
             raise ActionError(str(exc)) from None
         if "postprocessor_chain" not in data:
             raise ActionError(f"{path}: has no postprocessor_chain")
-        try:
-            self.chain = EditableChain.from_chain(data["postprocessor_chain"])
-        except (ChainError, TypeError, ValueError) as exc:
-            raise ActionError(f"{path}: {exc}", getattr(exc, "problems", None)) from None
+        chain, problems = settingsmod.usable_chain(data["postprocessor_chain"], source=str(path))
+        if chain is None:
+            raise ActionError(f"{path}: no usable postprocessor chain", problems)
+        self.chain = EditableChain.from_chain(chain)
         self.chain_changed()
-        self.status = f"postprocessor preset {path.stem}"
+        self.status = _noting(f"postprocessor preset {path.stem}", problems)
+        return problems
 
     def save_chain_preset(self, name: str) -> Path:
         """Save the chain as a user preset ``<user data>/settings/<name>.json``; returns its path."""
@@ -558,9 +570,11 @@ class EditorModel:
         return path
 
     def start_recording(self, folder: str | os.PathLike, *, with_backdrop: bool = False, video: bool = False) -> None:
-        """Record every new frame (PNG sequence + timing.json; ``video``: also a WebM when stopped)."""
+        """Record every new frame (PNG sequence + timing.json; ``video``: also a WebM, encoded after stopping)."""
         if self.recorder is not None:
             raise ActionError("already recording")
+        if self.encoding is not None:
+            raise ActionError(f"still encoding {self.encoding.path}: wait for it, or cancel it")
         try:
             self.recorder = Recorder(folder, fps=self.settings["target_fps"], backdrop=with_backdrop, video=video)
         except OSError as exc:
@@ -569,14 +583,37 @@ class EditorModel:
         self.status = f"recording to {folder}"
 
     def stop_recording(self) -> Path | None:
+        """Finish the PNG sequence and timing.json (returns its path); a WebM is then encoded in the background.
+
+        While it is, :attr:`encoding` reports ``done``/``total`` frames (``str()``: "Encoding recording.webm:
+        40/75 frames", also shown as :attr:`status`); :meth:`tick` clears it at the end and reports a failure as an
+        error event. :meth:`cancel_encoding` stops it.
+        """
         rec, self.recorder = self.recorder, None
         if rec is None:
             return None
         path = rec.stop()
-        self.status = f"recorded {rec.count} frames to {rec.folder}"
+        self.status = f"recorded {plural(rec.count, 'frame')} to {rec.folder}"
+        self.encoding = rec.encoding
+        if self.encoding is not None:
+            self.status = str(self.encoding)
         if rec.error:
             raise ActionError(f"recording failed: {rec.error}")
         return path
+
+    def cancel_encoding(self) -> None:
+        """Stop the WebM encode of the last recording (its PNG sequence and timing.json stay)."""
+        if self.encoding is not None:
+            self.encoding.cancel()
+
+    def _watch_encoding(self) -> None:
+        enc = self.encoding
+        self.status = str(enc)
+        if not enc.finished:
+            return
+        self.encoding = None
+        if enc.error is not None:
+            self.events.append(Event("recording", str(enc), error=True))
 
     # ------------------------------------------------------------------------------------------------------ tick
 
@@ -600,6 +637,8 @@ class EditorModel:
             self.status = event.message.splitlines()[0]
             if event.kind == "character":
                 self._watch_stamp = None
+        if self.encoding is not None:
+            self._watch_encoding()
         if now >= self._next_watch:
             self._next_watch = now + WATCH_INTERVAL_S
             self._watch_character(now)

@@ -3,14 +3,16 @@ a WebM (VP9 with alpha) made from it at the end.
 
 Each engine frame is written once (``frame_00000.png`` ...) through :class:`~raven_avatar.engine.export.
 PngSequenceWriter`; ``timing.json`` lists every file with the time (seconds since the first recorded frame) at which
-the engine produced it. The WebM is resampled onto a steady ``fps`` grid from those times (a slow device repeats
-frames rather than playing fast), so it plays at real speed.
+the engine produced it, the measured ``fps`` and ``duration_s`` from those times, the ``target_fps`` asked for, and
+``backdrop`` and ``dropped`` (frames the disk could not keep up with). The WebM is resampled onto a steady
+``target_fps`` grid from those times (a slow device repeats frames rather than playing fast), so it plays at real
+speed; it is encoded by a background thread after :meth:`Recorder.stop`, which reports its progress through an
+:class:`Encoding` the GUI polls (and may cancel).
 """
 
 from __future__ import annotations
 
 import bisect
-import json
 import logging
 import queue
 import threading
@@ -21,6 +23,7 @@ import numpy as np
 import PIL.Image
 
 from raven_avatar.engine.export import PngSequenceWriter, write_webm
+from raven_avatar.engine.wording import plural
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +38,77 @@ def _to_u8(rgba: np.ndarray) -> np.ndarray:
     return (np.clip(rgba, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+class Encoding:
+    """Progress of one WebM encode, read by the GUI while a background thread writes it.
+
+    ``done`` of ``total`` frames are encoded; ``finished`` turns true at the end, whether the file was written,
+    ``error`` (a message naming the file) was set, or :meth:`cancel` stopped it (``cancelled``; nothing written).
+    """
+
+    def __init__(self, path: Path, total: int):
+        self.path, self.total = path, total
+        self.done = 0
+        self.error: str | None = None
+        self.written = False
+        self._cancel = threading.Event()
+        self._finished = threading.Event()
+
+    def start(self, frames: Sequence[np.ndarray], fps: float) -> None:
+        """Encode ``frames`` at ``fps`` into :attr:`path` in a new (non-daemon) thread."""
+        threading.Thread(target=self._run, args=(frames, fps), name="recorder-webm").start()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.finished and not self.written and self.error is None
+
+    @property
+    def fraction(self) -> float:
+        """0..1, for a progress bar."""
+        return self.done / self.total if self.total else 1.0
+
+    def cancel(self) -> None:
+        """Stop encoding soon (between two frames); no file is written."""
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until finished (or ``timeout`` seconds); returns :attr:`finished`."""
+        return self._finished.wait(timeout)
+
+    def __str__(self) -> str:
+        name = self.path.name
+        if not self.finished:
+            return f"Encoding {name}: {self.done}/{self.total} frames"
+        if self.error is not None:
+            return f"Encoding {name} failed: {self.error}"
+        if self.cancelled:
+            return f"Encoding {name} cancelled at {self.done}/{self.total} frames"
+        return f"Encoded {name}: {plural(self.total, 'frame')}"
+
+    def _run(self, frames: Sequence[np.ndarray], fps: float) -> None:
+        def progress(done: int, _total: int) -> None:
+            self.done = done
+
+        try:
+            self.written = write_webm(frames, self.path, fps, progress=progress, cancel=self._cancel) is not None
+        except Exception as exc:  # a background thread: every failure must reach the user, not just the log
+            self.error = f"{self.path}: {exc}"
+            logger.error("recording: %s", self.error, exc_info=not isinstance(exc, (RuntimeError, ValueError, OSError)))
+        finally:
+            self._finished.set()
+
+
 class Recorder:
     """Writes frames handed to :meth:`add` into ``folder``; :meth:`stop` finishes the files.
 
     Args:
         folder: created if missing.
-        fps: the target frame rate (written to ``timing.json``; the WebM's frame rate).
-        backdrop: whether the frames include the backdrop (recorded in ``timing.json`` by the caller's choice).
-        video: also write ``recording.webm`` when stopping (needs PyAV).
+        fps: the target frame rate (``target_fps`` in ``timing.json``; the WebM's frame rate).
+        backdrop: whether the frames include the backdrop (``backdrop`` in ``timing.json``).
+        video: also write ``recording.webm`` after stopping (needs PyAV), in the background: see :attr:`encoding`.
     """
 
     def __init__(self, folder: str | Path, *, fps: float, backdrop: bool = False, video: bool = False):
@@ -54,6 +120,7 @@ class Recorder:
         self.times: list[float] = []  # of the frames queued, relative to the first
         self.dropped = 0
         self.error: str | None = None
+        self.encoding: Encoding | None = None  # set by stop() when a WebM is being made
         self._t0: float | None = None
         self._queue: queue.Queue = queue.Queue(_MAX_QUEUED)
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
@@ -75,19 +142,18 @@ class Recorder:
         self.times.append(t - self._t0)
 
     def stop(self) -> Path:
-        """Write what is queued, ``timing.json`` and the WebM (if asked); returns the timing file's path."""
+        """Write what is queued and ``timing.json``; returns the timing file's path.
+
+        With ``video``, the WebM encode then starts in a background thread and :attr:`encoding` reports on it. The
+        thread is not a daemon: a process that exits meanwhile waits for the file (or for :meth:`Encoding.cancel`).
+        """
         self._queue.put(None)
         self._thread.join()
-        path = self.writer.close()
-        if self.dropped:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            doc["dropped"] = self.dropped
-            path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        path = self.writer.close({"backdrop": self.backdrop, "dropped": self.dropped})
         if self.video and self.writer.frames:
-            try:
-                write_webm(_Resampled(self.folder, self.writer.frames, self.fps), self.folder / VIDEO_FILE, self.fps)
-            except (RuntimeError, ValueError, OSError) as exc:
-                self.error = f"{self.folder / VIDEO_FILE}: {exc}"
+            frames = _Resampled(self.folder, self.writer.frames, self.fps)
+            self.encoding = Encoding(self.folder / VIDEO_FILE, len(frames))
+            self.encoding.start(frames, self.fps)
         return path
 
     def _run(self) -> None:

@@ -8,11 +8,15 @@ Example:
     >>> pp = Postprocessor([["bloom", {}], ["scanlines", {"strength": 0.2}]])
     >>> out = pp(torch.rand(4, 64, 48), t=1.0)
     >>> validate_chain([["blom", {}]])[0].message
-    "unknown filter 'blom'"
+    "unknown filter 'blom'; did you mean bloom?"
+    >>> chain, problems = repair_chain([["blom", {}], ["scanlines", {"strength": 9}]])
+    >>> [name for name, _ in chain], [(p.index, p.fix) for p in problems]
+    (['scanlines'], [(0, 'entry skipped'), (1, 'its default is used')])
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .registry import FilterSpec, FilterState, ParamSpec, get_filter
+from .registry import FilterSpec, FilterState, ParamSpec, filters, get_filter
 
 __all__ = [
     "ALIASES",
@@ -30,6 +34,7 @@ __all__ = [
     "ChainError",
     "validate_chain",
     "normalize_chain",
+    "repair_chain",
     "Postprocessor",
 ]
 
@@ -77,12 +82,17 @@ ALIASES: dict[str, Alias] = {
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a chain, precise enough to show a user."""
+    """One thing wrong with a chain, precise enough to show a user.
+
+    ``fix`` says what :func:`repair_chain` does about it: the entry is skipped, a parameter takes its default, or
+    (``index`` None) nothing of the chain is usable.
+    """
 
     index: int | None
     filter: str | None
     param: str | None
     message: str
+    fix: str = ""
 
     def __str__(self) -> str:
         where = "postprocessor chain" if self.index is None else f"postprocessor chain entry {self.index}"
@@ -144,22 +154,27 @@ class _Instance:
     given_name: str | None
 
 
+_SKIPPED = "entry skipped"
+_DEFAULT_USED = "its default is used"
+
+
 def _resolve(chain: Any) -> tuple[list[_Instance], list[Problem]]:
+    """The usable instances and every problem: a broken entry is left out, a bad parameter keeps its default."""
     problems: list[Problem] = []
     instances: list[_Instance] = []
     if not isinstance(chain, list | tuple):
-        return [], [
-            Problem(None, None, None, f"expected a list of [filter_name, {{params}}], got {type(chain).__name__}")
-        ]
+        got = type(chain).__name__
+        return [], [Problem(None, None, None, f"expected a list of [filter_name, {{params}}], got {got}", "not used")]
     for i, entry in enumerate(chain):
         if not isinstance(entry, list | tuple) or len(entry) != 2 or not isinstance(entry[0], str):
-            problems.append(Problem(i, None, None, f"expected [filter_name, {{params}}], got {entry!r}"))
+            problems.append(Problem(i, None, None, f"expected [filter_name, {{params}}], got {entry!r}", _SKIPPED))
             continue
         name, params = entry
         if params is None:
             params = {}
         if not isinstance(params, Mapping):
-            problems.append(Problem(i, name, None, f"parameters must be a dict, got {type(params).__name__}"))
+            got = type(params).__name__
+            problems.append(Problem(i, name, None, f"parameters must be a dict, got {got}", _SKIPPED))
             continue
         label = name
         alias = ALIASES.get(name)
@@ -169,32 +184,30 @@ def _resolve(chain: Any) -> tuple[list[_Instance], list[Problem]]:
             name = alias.target
         spec = get_filter(name)
         if spec is None:
-            problems.append(Problem(i, name, None, f"unknown filter {name!r}"))
+            problems.append(Problem(i, name, None, f"unknown filter {name!r}{_close(name)}", _SKIPPED))
             continue
         values: dict[str, Any] = spec.defaults()
         instance_name = params.get("name")
-        entry_ok = True
         for k, v in params.items():
             if k == "name":
                 if v is not None and not isinstance(v, str):
-                    problems.append(Problem(i, label, k, f"instance name must be a string or null, got {v!r}"))
-                    entry_ok = False
+                    problems.append(
+                        Problem(i, label, k, f"instance name must be a string or null, got {v!r}", "name ignored")
+                    )
+                    instance_name = None
                 continue
             p = spec.param(k)
             if p is None:
                 known = ", ".join(q.name for q in spec.params) or "none"
-                problems.append(Problem(i, label, k, f"unknown parameter {k!r} (known: {known})"))
-                entry_ok = False
+                problems.append(Problem(i, label, k, f"unknown parameter {k!r} (known: {known})", "ignored"))
                 continue
             value, error = _check_value(p, v)
             if error is not None:
-                problems.append(Problem(i, label, k, error))
-                entry_ok = False
+                problems.append(Problem(i, label, k, error, _DEFAULT_USED))
             else:
                 values[k] = value
-        if entry_ok:
-            key = instance_name if isinstance(instance_name, str) else f"{spec.name}#{i}"
-            instances.append(_Instance(spec, values, key, instance_name))
+        key = instance_name if isinstance(instance_name, str) else f"{spec.name}#{i}"
+        instances.append(_Instance(spec, values, key, instance_name))
     seen: set[str] = set()
     for i, inst in enumerate(instances):
         if inst.key in seen:
@@ -205,9 +218,31 @@ def _resolve(chain: Any) -> tuple[list[_Instance], list[Problem]]:
     return instances, problems
 
 
+def _close(name: str) -> str:
+    near = difflib.get_close_matches(name, [*(spec.name for spec in filters()), *ALIASES], n=3)
+    return f"; did you mean {', '.join(near)}?" if near else ""
+
+
 def validate_chain(chain: Any) -> list[Problem]:
     """Everything wrong with ``chain``: unknown filters or parameters, bad types, values out of range."""
     return _resolve(chain)[1]
+
+
+def repair_chain(chain: Any) -> tuple[list[tuple[str, dict[str, Any]]], list[Problem]]:
+    """What can be used of ``chain``, and what could not: ``(chain, problems)``.
+
+    A broken entry (an unknown filter, not ``[name, {params}]``) is left out and the others keep their order; a bad
+    or unknown parameter falls back to the filter's default. Each problem's ``fix`` says which happened. The chain
+    comes back as :func:`normalize_chain` gives it; ``chain`` not being a list at all gives ``([], [problem])``.
+    """
+    instances, problems = _resolve(chain)
+    out = []
+    for inst in instances:
+        params = {k: list(v) if isinstance(v, tuple) else v for k, v in inst.params.items()}
+        if inst.given_name is not None:
+            params["name"] = inst.given_name
+        out.append((inst.spec.name, params))
+    return out, problems
 
 
 def normalize_chain(chain: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -215,15 +250,9 @@ def normalize_chain(chain: Any) -> list[tuple[str, dict[str, Any]]]:
 
     Explicit instance names are kept as ``name``. RGB values come back as lists, so the result is JSON-ready.
     """
-    instances, problems = _resolve(chain)
+    out, problems = repair_chain(chain)
     if problems:
         raise ChainError(problems)
-    out = []
-    for inst in instances:
-        params = {k: list(v) if isinstance(v, tuple) else v for k, v in inst.params.items()}
-        if inst.given_name is not None:
-            params["name"] = inst.given_name
-        out.append((inst.spec.name, params))
     return out
 
 
