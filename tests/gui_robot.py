@@ -40,8 +40,10 @@ def item_type(item: int | str) -> str:
 
 
 def _label(item: int | str) -> str:
-    label = dpg.get_item_label(item) or ""
-    return label.split("##")[0].strip()
+    """The label a user reads, with a ``##context`` id part as "(context)" (digits-only ids are uniqueness only)."""
+    shown_part, _, context = (dpg.get_item_label(item) or "").partition("##")
+    shown_part = shown_part.strip()
+    return f"{shown_part} ({context})" if context and not context.isdigit() else shown_part
 
 
 def item_path(item: int | str) -> str:
@@ -54,14 +56,23 @@ def item_path(item: int | str) -> str:
     while node:
         label = _label(node)
         kind = item_type(node)
-        if kind in ("mvCollapsingHeader", "mvTreeNode"):
-            label = label.split(". ", 1)[-1] if label[:1].isdigit() else label
+        if kind in ("mvCollapsingHeader", "mvTreeNode") and label[:1].isdigit() and ". " in label:
+            label = "<instance>"  # numbered instances (filters in a chain) share their controls
         if kind == "mvSelectable":
             label = "<row>"  # one list is one control: its rows do the same thing
+        if node == item and len(label) <= 2:
+            label = f"{label} ({_neighbour_label(item)})"  # e.g. a reset button "X" names what it resets
         if label:
             parts.append(label)
         node = dpg.get_item_parent(node)
     return " / ".join(reversed(parts)) + f" [{item_type(item)}]"
+
+
+def _neighbour_label(item: int | str) -> str:
+    parent = dpg.get_item_parent(item)
+    siblings = dpg.get_item_children(parent, 1) or []
+    later = siblings[siblings.index(item) + 1 :] if item in siblings else []
+    return next((_label(s) for s in later if _label(s)), "")
 
 
 def root_window(item: int | str) -> int | str:
@@ -119,8 +130,11 @@ class Report:
 class Robot:
     """Real input for the window titled ``title``; ``call(fn)`` runs ``fn`` on the GUI thread and returns its value."""
 
-    def __init__(self, call: Callable[[Callable[[], Any]], Any], title: str):
+    def __init__(self, call: Callable[[Callable[[], Any]], Any], title: str,
+                 screenshot: Callable[[Any], None] | None = None):  # fmt: skip
+        """``screenshot(path)`` (the app's own, run on the GUI thread) lets the robot find popups on screen."""
         self.call = call
+        self.screenshot = screenshot
         self.window = self._find(title)
         self._origin: tuple[int, int] | None = None
 
@@ -152,9 +166,13 @@ class Robot:
         """(x0, y0, x1, y1) of ``item`` on the screen, or None when it was not drawn in the last frame."""
 
         def query():
-            if not dpg.does_item_exist(item) or not dpg.is_item_visible(item):
+            if not dpg.does_item_exist(item):
                 return None
-            (x, y), (w, h) = dpg.get_item_rect_min(item), dpg.get_item_rect_size(item)
+            st = dpg.get_item_state(item)
+            # Child windows report no "visible"/"rect_min"; their "pos" is in the primary window, i.e. the viewport.
+            if not st.get("visible", True) or "rect_size" not in st:
+                return None
+            (x, y), (w, h) = st.get("rect_min", st.get("pos")), st["rect_size"]
             return x, y, x + w, y + h
 
         r = self.call(query)
@@ -270,8 +288,7 @@ class Robot:
             self.click(x0 + (y1 - y0) / 2, cy)
             return "click box"
         if kind.startswith("mvSlider"):
-            frame_w = self.call(lambda: dpg.get_item_width(item)) or (x1 - x0)
-            frame_w = frame_w if frame_w > 0 else x1 - x0
+            frame_w = (x1 - x0) - self.call(lambda: _label_width(item))
             low, high, value = self.call(lambda: (dpg.get_item_configuration(item)["min_value"],
                                                   dpg.get_item_configuration(item)["max_value"],
                                                   dpg.get_value(item)))  # fmt: skip
@@ -283,10 +300,7 @@ class Robot:
             self.drag(x0 + 20, cy, x0 + 70, cy)
             return "drag field"
         if kind == "mvColorEdit":
-            self.click(x1 - (y1 - y0) / 2, cy)  # the swatch opens the picker below it
-            self.click(x1 - (y1 - y0) / 2 + 60, y1 + 60)
-            self.key("Escape")
-            return "pick colour"
+            return self._pick_colour(x0, y0, x1, y1)
         if kind == "mvCombo":
             return self._pick_combo(item, x0, y0, x1, y1)
         if kind in ("mvInputText", "mvInputFloat", "mvInputInt"):
@@ -299,6 +313,23 @@ class Robot:
 
     def _has_inputs(self, item: int | str) -> bool:
         return not self.call(lambda: dpg.get_item_configuration(item).get("no_inputs", False))
+
+    def _pick_colour(self, x0: float, y0: float, x1: float, y1: float) -> str:
+        """Click the swatch, find the picker popup (where the window changed) and click into its colour square."""
+        self.park()
+        before = window_pixels(self.call, self.screenshot)
+        self.click(x1 - (y1 - y0) / 2, (y0 + y1) / 2)
+        self.park()
+        after = window_pixels(self.call, self.screenshot)
+        changed = np.abs(before.astype(np.int16) - after.astype(np.int16)).max(axis=-1) > 24
+        ys, xs = np.nonzero(changed)
+        if len(xs) < 100:
+            raise RuntimeError("the colour picker did not open")
+        ox, oy = self._origin or self.origin()
+        px0, py0, px1, py1 = xs.min(), ys.min(), xs.max(), ys.max()
+        self.click(ox + px0 + 0.25 * (px1 - px0), oy + py0 + 0.2 * (py1 - py0))  # inside the saturation/value square
+        self.key("Escape")
+        return "pick colour"
 
     def _pick_combo(self, item: int | str, x0: float, y0: float, x1: float, y1: float) -> str:
         items, value = self.call(lambda: (list(dpg.get_item_configuration(item)["items"]), dpg.get_value(item)))
@@ -315,41 +346,31 @@ class Robot:
         return f"pick entry {items[target]!r}"
 
 
+def _label_width(item: int | str) -> float:
+    """Width of the label ImGui draws right of a widget's frame (item rects include it), with its spacing."""
+    label = (dpg.get_item_label(item) or "").split("##")[0]
+    if not label:
+        return 0.0
+    size = dpg.get_text_size(label)
+    return (size[0] if size else len(label) * 8.5) + 6  # ImGui's inner item spacing (4) plus a margin
+
+
 def item_path_safe(robot: Robot, item: int | str) -> str:
     return robot.call(lambda: item_path(item) if dpg.does_item_exist(item) else str(item))
 
 
 def window_pixels(call: Callable[[Callable[[], Any]], Any], screenshot: Callable[[Any], None]) -> np.ndarray:
-    """The window as an (H, W, 4) uint8 array (through the app's own screenshot, into memory)."""
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-
-    class _Sink:
-        def __fspath__(self):  # pragma: no cover - only a path-like for the shell's atomic writer
-            raise TypeError
-
-    del _Sink
-    path = _tmp_png()
-    call(lambda: screenshot(path))
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("RGBA"))
-    buf.close()
-    return arr
-
-
-_TMP: list[str] = []
-
-
-def _tmp_png() -> Any:
+    """The window as an (H, W, 4) uint8 array, through the app's own screenshot."""
     import tempfile
     from pathlib import Path
 
-    if not _TMP:
-        _TMP.append(tempfile.mkdtemp(prefix="gui_robot_"))
-    return Path(_TMP[0]) / "shot.png"
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory(prefix="gui_robot_") as tmp:
+        path = Path(tmp) / "shot.png"
+        call(lambda: screenshot(path))
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGBA"))
 
 
 def sweep(
@@ -362,60 +383,42 @@ def sweep(
     options: dict[str, str],
     texts: dict[str, str],
     after: Callable[[str, Outcome], None] | None = None,
-    rounds: int = 3,
+    rounds: int = 4,
 ) -> Report:
     """Operate every interactive item of ``main_window`` by real input and record what each did.
 
     ``state()`` (run on the GUI thread) is what the app holds for the user (model values, selections, files);
-    a control passes when it changes ``state()``, opens a dialog, or changes the window's pixels outside its own
-    box. ``options`` maps paths of controls that only hold a choice read by another action (a checkbox "with
-    backdrop" read by Screenshot) to the action that reads them; ``texts`` maps input-field paths to what to type.
+    a control passes when it changes ``state()`` or opens a dialog. Failing that it is operated once more between
+    two screenshots, and passes when the window's pixels outside its own box changed (a view option). ``options``
+    maps paths of controls that only hold a choice read by another action (a checkbox "with backdrop" read by
+    Screenshot) to that action; ``texts`` maps input-field paths to what to type. Controls sharing a path (the
+    Up button of every filter) are one control: when one instance does nothing (Up on the first filter), the next
+    is tried. Within each container, value widgets go before buttons (so that a Reset has something to reset).
     ``after(path, outcome)`` may restore things (close a dialog, undo a toggle that would slow the rest).
     """
     report = Report()
     covered: set[str] = set()
+    failed: dict[str, int] = {}
     for _ in range(rounds):
-        items = robot.call(lambda: inventory(main_window))
-        report.inventory = sorted({p for p, _ in items} | set(report.inventory))
-        todo = [(p, i) for p, i in items if p not in covered]
+        items = robot.call(lambda: _ordered(inventory(main_window)))
+        report.inventory = sorted({p for p, _, _ in items} | set(report.inventory))
+        todo = [(p, i, k) for p, i, k in items if p not in covered]
         if not todo:
             break
-        kinds = robot.call(lambda: {i: item_type(i) for _, i in todo})
-        for path, item in todo:
+        for path, item, kind in todo:
             if path in covered or not robot.call(lambda i=item: dpg.does_item_exist(i) and shown(i)):
                 continue
+            if kind == "mvSelectable":  # a row not selected yet, from the end of the list (not "[custom]")
+                rows = [i for p, i, _ in items if p == path]
+                free = robot.call(lambda rows=rows: [r for r in rows if not dpg.get_value(r)])
+                item = free[-1] if free else item
+            outcome = _exercise(robot, item, kind, path, state, dialogs_open, screenshot, options, texts)
+            if not outcome.ok and failed.get(path, 0) < 2 and sum(p == path for p, _, _ in items) > 1:
+                failed[path] = failed.get(path, 0) + 1  # another instance of the same control may do something
+                if after is not None:
+                    after(path, outcome)
+                continue
             covered.add(path)
-            outcome = Outcome(path, kinds[item])
-            try:
-                before = robot.call(state)
-                pixels = None
-                if path not in options:
-                    robot.park()
-                    pixels = window_pixels(robot.call, screenshot)
-                box = robot.rect(item)
-                outcome.action = robot.operate(item, kinds[item], texts.get(path))
-                deadline = time.monotonic() + 8
-                while time.monotonic() < deadline:
-                    if robot.call(dialogs_open):
-                        outcome.effect = "dialog"
-                        break
-                    if robot.call(state) != before:
-                        outcome.effect = "state"
-                        break
-                    time.sleep(0.2)
-                if not outcome.effect and path in options:
-                    outcome.effect = f"option: {options[path]}"
-                if not outcome.effect and pixels is not None:
-                    robot.park()
-                    now = window_pixels(robot.call, screenshot)
-                    if _pixels_changed(pixels, now, box, robot.origin()):
-                        outcome.effect = "pixels"
-                outcome.ok = bool(outcome.effect)
-                if not outcome.ok:
-                    outcome.detail = "no visible effect"
-            except Exception as e:  # recorded; the sweep goes on
-                log.exception("control %s", path)
-                outcome.detail = f"{type(e).__name__}: {e}"
             report.outcomes.append(outcome)
             log.info("%s %s -> %s %s", "ok " if outcome.ok else "BAD", path, outcome.effect, outcome.detail)
             if after is not None:
@@ -424,6 +427,59 @@ def sweep(
     report.inventory = sorted(final | set(report.inventory))
     report.uncovered = sorted(final - covered)
     return report
+
+
+def _ordered(items: list[tuple[str, int]]) -> list[tuple[str, int, str]]:
+    """Tree order, but inside one container (header) value widgets before buttons and headers last."""
+    rank = {k: n for n, k in enumerate(VALUE_FIRST)}
+    out = []
+    for n, (path, item) in enumerate(items):
+        kind = item_type(item)
+        container = path.rsplit(" / ", 1)[0] if " / " in path else ""
+        out.append((container, rank.get(kind, len(rank)), n, path, item, kind))
+    firsts: dict[str, int] = {}
+    for c, _, n, *_ in out:
+        firsts.setdefault(c, n)
+    out.sort(key=lambda t: (firsts[t[0]], t[1], t[2]))
+    return [(p, i, k) for *_, p, i, k in out]
+
+
+def _exercise(robot, item, kind, path, state, dialogs_open, screenshot, options, texts) -> Outcome:
+    outcome = Outcome(path, kind)
+    try:
+        before = robot.call(state)
+        outcome.action = robot.operate(item, kind, texts.get(path))
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            if robot.call(dialogs_open):
+                outcome.effect = "dialog"
+                break
+            if robot.call(state) != before:
+                outcome.effect = "state"
+                break
+            time.sleep(0.2)
+        if not outcome.effect and path in options:
+            outcome.effect = f"option: {options[path]}"
+        if not outcome.effect and kind not in ("mvCollapsingHeader", "mvTreeNode"):
+            box = robot.rect(item)
+            robot.park()
+            pixels = window_pixels(robot.call, screenshot)
+            robot.operate(item, kind, texts.get(path))
+            robot.park()
+            if _pixels_changed(pixels, window_pixels(robot.call, screenshot), box, robot.origin()):
+                outcome.effect = "pixels"
+        if not outcome.effect and kind in ("mvCollapsingHeader", "mvTreeNode"):
+            opened = robot.call(lambda: dpg.get_value(item))
+            outcome.effect = "opens its panel" if opened else "closes its panel"
+            if not opened:
+                robot.operate(item, kind)  # open it again for the controls inside
+        outcome.ok = bool(outcome.effect)
+        if not outcome.ok:
+            outcome.detail = "no visible effect"
+    except Exception as e:  # recorded; the sweep goes on
+        log.exception("control %s", path)
+        outcome.detail = f"{type(e).__name__}: {e}"
+    return outcome
 
 
 def _pixels_changed(a: np.ndarray, b: np.ndarray, box, origin) -> bool:

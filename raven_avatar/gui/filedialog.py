@@ -66,7 +66,8 @@ class FileDialog:
         dpg.add_button(label="Up", parent=row, callback=callbacks.click(self.go_up))
         dpg.add_button(label="Home", parent=row, callback=callbacks.click(self.open_folder, Path.home()))
         self.folder_text = dpg.add_text("", parent=row)
-        self.list = ListView(callbacks, window, height=list_height, width=width - 20, on_select=self._selected,
+        self.list = ListView(callbacks, window, height=list_height, width=width - 20, label="Files",
+                             on_select=self._selected,
                              on_activate=self._activated)  # fmt: skip
         row = dpg.add_group(horizontal=True, parent=window)
         label = "Folder or path" if request.mode == "folder" else "Name or path"

@@ -19,7 +19,10 @@ _ROW_H = 21  # until a frame has been drawn and real row positions are known (16
 
 
 class ListView:
-    """``values`` shown as rows (optionally with other ``labels``); :meth:`get` is the selected value or ``None``."""
+    """``values`` shown as rows (optionally with other ``labels``); :meth:`get` is the selected value or ``None``.
+
+    ``label`` names the list for tests and logs (a child window does not show it).
+    """
 
     def __init__(
         self,
@@ -28,13 +31,14 @@ class ListView:
         *,
         height: int,
         width: int = -1,
+        label: str = "",
         on_select: Callable[[str], None] | None = None,
         on_activate: Callable[[str], None] | None = None,
     ):
         self._cb = callbacks
         self.on_select = on_select
         self.on_activate = on_activate
-        self.item = dpg.add_child_window(parent=parent, height=height, width=width, border=True)
+        self.item = dpg.add_child_window(parent=parent, height=height, width=width, border=True, label=label)
         self._values: list[str] = []
         self._rows: list[int | str] = []
         self._index = -1

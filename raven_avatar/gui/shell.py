@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,9 @@ class Shell:
         self._last_input = time.monotonic()
         self._last_frame = 0.0
         self._mouse: tuple[float, float] | None = None
+        #: Set when a :meth:`drive` function has returned (the app's loop then ends); its exception, if any.
+        self.driver_done = False
+        self.driver_error: BaseException | None = None
 
     def _control_failed(self, error: BaseException, what: str) -> None:
         self.dialogs.error(f"Something went wrong ({what}): {type(error).__name__}: {error}\n"
@@ -76,6 +80,22 @@ class Shell:
         self._calls.put((fn, future))
         glfw.wake()
         return future
+
+    def drive(self, driver: Callable[[], None]) -> None:
+        """Run ``driver()`` on its own thread while the app's loop runs (tests, scripted demos, screenshots);
+        when it returns, :attr:`driver_done` is set and the loop should end."""
+
+        def run() -> None:
+            try:
+                driver()
+            except BaseException as e:
+                log.exception("driver failed")
+                self.driver_error = e
+            finally:
+                self.driver_done = True
+                self.wake()
+
+        threading.Thread(target=run, name="driver", daemon=True).start()
 
     def wake(self) -> None:
         """Make the GUI thread draw soon (any thread: a render or a download finished)."""

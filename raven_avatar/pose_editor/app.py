@@ -26,6 +26,7 @@ from raven_avatar.engine.character import Character, CharacterError
 from raven_avatar.engine.device import describe
 from raven_avatar.engine.emotions import TemplateError
 from raven_avatar.engine.poser import Poser
+from raven_avatar.engine.wording import plural
 from raven_avatar.gui import layout
 from raven_avatar.gui.filedialog import IMAGE_EXTENSIONS
 from raven_avatar.gui.helpcard import show_help
@@ -209,7 +210,7 @@ class PoseEditorApp:
                                                callback=self.cb.value(self.model.set_show_cels_in_source))  # fmt: skip
         self.source_view = ImageView(parent, IMAGE_SIZE, IMAGE_SIZE, texture_registry=registry)
         dpg.add_text("Emotion preset [Ctrl+P, then Up/Down/Home/End]", parent=parent)
-        self.presets = ListView(self.cb, parent, height=180, on_select=self.apply_preset)
+        self.presets = ListView(self.cb, parent, height=180, label="Emotion presets", on_select=self.apply_preset)
         self.presets.set_items(self.model.preset_names())
         self.w["presets"] = self.presets.item
         self.hotkeys.add_list(self.presets)
@@ -241,7 +242,7 @@ class PoseEditorApp:
             self.w[f"link_{cat}"] = dpg.add_checkbox(label="Link L/R", parent=row, show=has_pairs,
                                                      callback=self.cb.value(self.set_linked, category))  # fmt: skip
             groups = morph_groups(category)
-            combo = dpg.add_combo(groups, parent=parent, width=-1, default_value=groups[0],
+            combo = dpg.add_combo(groups, parent=parent, width=-1, default_value=groups[0], label=f"##{cat} group",
                                   callback=self.cb.value(self._select_group, category))  # fmt: skip
             self.w[f"combo_{cat}"] = combo
             self.lists[cat] = ComboList(combo, functools.partial(self._group_labels, category),
@@ -273,7 +274,8 @@ class PoseEditorApp:
             left, right = self.w[f"L_{cat}"], self.w[f"R_{cat}"]
             pairs = [(left, params[0]), *([(right, params[1])] if len(params) == 2 else [])]
             for slider, p in pairs:
-                label = ("L" if p.side == "left" else "R") if p.side else "value"
+                side = ("L" if p.side == "left" else "R") if p.side else "value"
+                label = f"{side}##{cat}"  # the id part names the panel for tests and screen readers
                 dpg.configure_item(slider, label=label, min_value=p.low, max_value=p.high, show=True,
                                    callback=self.cb.value(self.set_value, p.key))  # fmt: skip
             dpg.configure_item(right, show=len(params) == 2)
@@ -296,6 +298,7 @@ class PoseEditorApp:
         dpg.add_text("Output index [Ctrl+I]", parent=row)
         items = [f"{i}: {name}" for i, name in enumerate(OUTPUT_NAMES)]
         self.w["output_index"] = dpg.add_combo(items, default_value=items[0], parent=row, width=-1,
+                                               label="##output index",
                                                callback=self.cb.value(self._select_output))  # fmt: skip
         self.lists["output_index"] = ComboList(self.w["output_index"], lambda: items, self._select_output)
         self.hotkeys.add_list(self.lists["output_index"])
@@ -303,6 +306,7 @@ class PoseEditorApp:
         self.w["checker"] = dpg.add_checkbox(label="Checkerboard [Ctrl+B]", default_value=True, parent=row,
                                              callback=self.cb.click(self._background_changed))  # fmt: skip
         self.w["bg_colour"] = dpg.add_color_edit((40, 60, 90, 255), parent=row, no_alpha=True, no_inputs=True,
+                                                 label="##background colour",
                                                  callback=self.cb.click(self._background_changed))  # fmt: skip
         row = dpg.add_group(horizontal=True, parent=parent)
         dpg.add_button(label="Save [Ctrl+S]", parent=row, callback=self.cb.click(self.action_save))
@@ -498,8 +502,9 @@ class PoseEditorApp:
         names = [*(self.model.templates or []), "_emotions", "_sheet"]
         clash = [n for n in names if (folder / f"{n}.png").exists() or (folder / f"{n}.json").exists()]
         if clash:
+            names = ", ".join(clash[:5]) + ("..." if len(clash) > 5 else "")
             self.dialogs.confirm("Replace exported files?", f"{folder} already holds sprites or templates of "
-                                 f"{len(clash)} emotions ({', '.join(clash[:5])}...). Replace them?",
+                                 f"{plural(len(clash), 'emotion')} ({names}). Replace them?",
                                  lambda: self.start_batch(folder), yes="Replace", no="Cancel")  # fmt: skip
         else:
             self.start_batch(folder)
@@ -646,22 +651,10 @@ class PoseEditorApp:
     def run(self, driver: Callable[[PoseEditorApp], None] | None = None) -> int:
         """The frame loop. ``driver(app)``, if given, runs on its own thread once the window is up; the app quits
         when it returns, with exit code 1 if it raised."""
-        failure: list[BaseException] = []
         if driver is not None:
-
-            def drive() -> None:
-                try:
-                    driver(self)
-                except BaseException as e:
-                    log.exception("driver failed")
-                    failure.append(e)
-                finally:
-                    self._quit = True
-                    self.shell.wake()
-
-            threading.Thread(target=drive, name="driver", daemon=True).start()
+            self.shell.drive(lambda: driver(self))
         self.request_render()
-        while self.shell.running() and not self._quit:
+        while self.shell.running() and not self._quit and not self.shell.driver_done:
             # Batch progress is polled at a few Hz; renders wake the loop themselves (LatestWorker.on_done).
             self.shell.frame(next_deadline=time.monotonic() + 0.25 if self.batch is not None else None,
                              before_draw=self._poll)  # fmt: skip
@@ -670,7 +663,7 @@ class PoseEditorApp:
             self.batch.cancel.set()
             self.batch.thread.join(30)
         self.shell.close()
-        return 1 if failure else 0
+        return 1 if self.shell.driver_error is not None else 0
 
 
 def create_app(character: str | Path | None = None, device: str = "auto", variant: str | None = None) -> PoseEditorApp:

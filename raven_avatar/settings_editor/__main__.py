@@ -49,37 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         log.error("no display (DISPLAY is not set): the settings editor needs a desktop session (or Xvfb)")
         return 1
 
-    from raven_avatar.engine import Avatar
-    from raven_avatar.engine import settings as settingsmod
     from raven_avatar.engine.character import CharacterError
     from raven_avatar.engine.download import DownloadError
 
-    from .app import SettingsEditorApp
-    from .engine_link import EngineLink
-    from .model import EditorModel
-
-    startup_errors: list[str] = []
-    settings_path = args.settings
     try:
-        settings, problems = settingsmod.load_settings(settings_path)
-    except settingsmod.SettingsError as exc:
-        startup_errors.append(f"{exc}\nStarting with the default settings instead.")
-        settings, problems = settingsmod.load_settings(None)
-        settings_path = None
-    if problems:
-        startup_errors.append("Some settings had problems (the rest apply):\n" + "\n".join(f"- {p}" for p in problems))
-    try:
-        avatar = Avatar(args.character, settings, device=args.device, variant=args.variant)
+        app = create_app(args.character, args.settings, device=args.device, variant=args.variant,
+                         size=(args.width, args.height))  # fmt: skip
     except (CharacterError, DownloadError, OSError, ValueError) as exc:
         log.error("%s", exc)
         return 1
-    link = EngineLink(avatar)
-    model = EditorModel(link, settings=settings, settings_path=settings_path)
-    app = SettingsEditorApp(model, width=args.width, height=args.height, speaker=_speaker(avatar))
-    app.build()
-    for message in startup_errors:
-        app.show_error(message, "Settings problems")
-    avatar.start()
     try:
         if args.window_shot is not None:
             app.run(until=lambda: app.frames_shown >= 1 and app._bg_tex is not None)
@@ -90,11 +68,49 @@ def main(argv: list[str] | None = None) -> int:
         else:
             app.run()
     finally:
-        if app.speaker is not None:
-            app.speaker.stop()
-        link.close()
-        app.close()
+        close_app(app)
     return 0
+
+
+def create_app(character: Path | None, settings_path: Path | None, *, device: str = "auto",
+               variant: str | None = None, size: tuple[int, int] = (1700, 980)):  # fmt: skip
+    """Load the settings and the avatar, build the window and start the avatar (the window shows its problems).
+
+    Raises ``CharacterError``, ``DownloadError``, ``OSError`` or ``ValueError`` when the avatar cannot start.
+    """
+    from raven_avatar.engine import Avatar
+    from raven_avatar.engine import settings as settingsmod
+
+    from .app import SettingsEditorApp
+    from .engine_link import EngineLink
+    from .model import EditorModel
+
+    startup_errors: list[str] = []
+    try:
+        settings, problems = settingsmod.load_settings(settings_path)
+    except settingsmod.SettingsError as exc:
+        startup_errors.append(f"{exc}\nStarting with the default settings instead.")
+        settings, problems = settingsmod.load_settings(None)
+        settings_path = None
+    if problems:
+        startup_errors.append("Some settings had problems (the rest apply):\n" + "\n".join(f"- {p}" for p in problems))
+    avatar = Avatar(character, settings, device=device, variant=variant)
+    link = EngineLink(avatar)
+    model = EditorModel(link, settings=settings, settings_path=settings_path)
+    app = SettingsEditorApp(model, width=size[0], height=size[1], speaker=_speaker(avatar))
+    app.build()
+    for message in startup_errors:
+        app.show_error(message, "Settings problems")
+    avatar.start()
+    return app
+
+
+def close_app(app) -> None:
+    """Stop speech, the engine and the window."""
+    if app.speaker is not None:
+        app.speaker.stop()
+    app.model.link.close()
+    app.close()
 
 
 if __name__ == "__main__":

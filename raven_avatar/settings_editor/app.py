@@ -147,7 +147,7 @@ class SettingsEditorApp:
                 dpg.add_button(label="Reload [Ctrl+R]", callback=self.cb.click(self._act, m.reload_character))
             self.character_text = dpg.add_text("", color=(180, 200, 220))
             self.emotion_text = dpg.add_text("Emotion")
-            self.emotions = ListView(self.cb, dpg.top_container_stack(), height=170,
+            self.emotions = ListView(self.cb, dpg.top_container_stack(), height=170, label="Emotions",
                                      on_select=functools.partial(self._act, m.set_emotion))  # fmt: skip
             self.hotkeys.add_list(self.emotions)
             with dpg.group(horizontal=True):
@@ -228,6 +228,9 @@ class SettingsEditorApp:
                 self.rec_button = dpg.add_button(label="Record...", callback=self.cb.click(self.toggle_recording))
                 self.w_rec_backdrop = dpg.add_checkbox(label="with backdrop")
                 self.w_rec_video = dpg.add_checkbox(label="+ WebM")
+            with dpg.group(horizontal=True, show=False) as self.encode_row:
+                self.encode_bar = dpg.add_progress_bar(width=-80, overlay="")
+                dpg.add_button(label="Cancel", callback=self.cb.click(self._act, self.model.cancel_encoding))
             tooltip(self.rec_button, "PNG sequence + timing.json (real frame times) into a folder you choose.")
             tooltip(self.w_rec_video, "Also write recording.webm (VP9 with alpha, real speed) when you stop.")
 
@@ -468,7 +471,7 @@ class SettingsEditorApp:
         self.refresh_all()
         if problems:
             self.show_error(
-                f"{path}: these values were not used (defaults kept):\n" + "\n".join(f"- {p}" for p in problems),
+                f"{path}: some settings had problems (the rest apply):\n" + "\n".join(f"- {p}" for p in problems),
                 "Settings problems",
             )
 
@@ -514,7 +517,14 @@ class SettingsEditorApp:
             self._act(self.model.open_file, path)
 
     def request_quit(self) -> None:
-        """The window's close button: quit, after asking when the settings have unsaved changes."""
+        """The window's close button: quit, after asking when the settings have unsaved changes or a recording
+        is still being encoded."""
+        if self.model.encoding is not None:
+            self.dialogs.confirm("Recording still encoding", f"{self.model.encoding}. Quit and lose the video? "
+                                 "(The PNG frames and timing.json are already written.)",
+                                 lambda: (self.model.cancel_encoding(), self.confirm_discard(self._quit)),
+                                 yes="Cancel the video and quit", no="Keep waiting")  # fmt: skip
+            return
         self.confirm_discard(self._quit)
 
     def _quit(self) -> None:
@@ -566,7 +576,10 @@ class SettingsEditorApp:
     def _on_preset(self, name: str) -> None:
         path = self.model.chain_presets().get(name)
         if path is not None:
-            self._act(self.model.load_chain_preset, path)
+            problems = self._act(self.model.load_chain_preset, path)
+            if problems:
+                self.show_error(f"{path}: the preset had problems (the rest applies):\n"
+                                + "\n".join(f"- {p}" for p in problems), "Preset problems")  # fmt: skip
             self.chain_panel.rebuild()
 
     def _save_preset(self) -> None:
@@ -859,12 +872,23 @@ class SettingsEditorApp:
             for path in drop:
                 self.open_dropped(path)
         self._update_speech()
+        changed |= self._update_encoding()
         changed |= self._swap_textures()
         changed |= self._upload_frame()
         shown = (self._update_view(), self._refresh_texts())
         changed |= shown != self._overlay_key
         self._overlay_key = shown
         return changed
+
+    def _update_encoding(self) -> bool:
+        """The progress bar of a recording's WebM encode; whether it is shown."""
+        enc = self.model.encoding
+        dpg.configure_item(self.encode_row, show=enc is not None)
+        if enc is None:
+            return False
+        dpg.set_value(self.encode_bar, enc.fraction)
+        dpg.configure_item(self.encode_bar, overlay=str(enc))
+        return True
 
     def step(self) -> bool:
         """One turn of the frame loop: wait for a reason, then callbacks, update, draw. Whether it drew."""
@@ -877,18 +901,28 @@ class SettingsEditorApp:
         due = m.next_tick_due()
         if not m.paused:
             due = min(due, time.monotonic() + 1.0 / max(1.0, float(m.settings.get("target_fps", 25))))
-        if m.recorder is not None:
-            due = min(due, time.monotonic() + 0.25)  # the REC indicator blinks
+        if m.recorder is not None or m.encoding is not None:
+            due = min(due, time.monotonic() + 0.25)  # the REC indicator blinks, the encode progresses
         drew = self.shell.frame(busy=busy, next_deadline=due, before_draw=self._update)
         if drew:
             self.gui_frames += 1
         return drew
 
-    def run(self, until: Callable[[], bool] | None = None) -> None:
-        while self.shell.running() and not self.quit_requested:
+    def run(self, until: Callable[[], bool] | None = None,
+            driver: Callable[[SettingsEditorApp], None] | None = None) -> int:  # fmt: skip
+        """The frame loop, until the window closes or ``until()`` holds. ``driver(app)``, if given, runs on its own
+        thread (tests); the loop ends when it returns. Returns 1 if the driver raised, else 0."""
+        if driver is not None:
+            self.shell.drive(lambda: driver(self))
+        while self.shell.running() and not self.quit_requested and not self.shell.driver_done:
             self.step()
             if until is not None and until():
                 break
+        return 1 if self.shell.driver_error is not None else 0
+
+    def call(self, fn: Callable[[], Any]):
+        """Run ``fn`` on the GUI thread between frames (from any thread); the future holds its result."""
+        return self.shell.call(fn)
 
     def window_shot(self, path: Path) -> None:
         """Save the whole window as a PNG (DearPyGui's frame buffer)."""
