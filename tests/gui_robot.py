@@ -331,11 +331,29 @@ class Robot:
         self.key("Escape")
         return "pick colour"
 
-    def _pick_combo(self, item: int | str, x0: float, y0: float, x1: float, y1: float) -> str:
-        items, value = self.call(lambda: (list(dpg.get_item_configuration(item)["items"]), dpg.get_value(item)))
+    def find(self, main_window: int | str, path: str) -> int:
+        """The first interactive item whose path (see :func:`item_path`) ends with ``path``."""
+        for p, item in self.call(lambda: inventory(main_window)):
+            if p.endswith(path):
+                return item
+        raise LookupError(f"no control {path!r}")
+
+    def pick(self, item: int | str, value: str) -> None:
+        """Choose ``value`` in a combo: click it open, click the entry."""
+        self.open_ancestors(item)
+        self._pick_combo(item, *self.reveal(item), value=value)
+
+    def _pick_combo(self, item: int | str, x0: float, y0: float, x1: float, y1: float, value: str | None = None
+                    ) -> str:  # fmt: skip
+        items, current = self.call(lambda: (list(dpg.get_item_configuration(item)["items"]), dpg.get_value(item)))
         if len(items) < 2:
             raise RuntimeError("a combo with fewer than two entries cannot change")
-        target = 1 if items.index(value) == 0 else 0 if value in items else 0
+        if value is not None:
+            target = items.index(value)
+        else:
+            target = 1 if current in items and items.index(current) == 0 else 0
+        if target >= 8:
+            raise ValueError("entries below the eighth need scrolling in the popup")
         self.click((x0 + x1) / 2, (y0 + y1) / 2)
         shown_rows = min(len(items), 8)
         ox, oy = self._origin or self.origin()

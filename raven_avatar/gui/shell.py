@@ -59,6 +59,7 @@ class Shell:
         #: Set when a :meth:`drive` function has returned (the app's loop then ends); its exception, if any.
         self.driver_done = False
         self.driver_error: BaseException | None = None
+        self._driver: threading.Thread | None = None
 
     def _control_failed(self, error: BaseException, what: str) -> None:
         self.dialogs.error(f"Something went wrong ({what}): {type(error).__name__}: {error}\n"
@@ -95,7 +96,8 @@ class Shell:
                 self.driver_done = True
                 self.wake()
 
-        threading.Thread(target=run, name="driver", daemon=True).start()
+        self._driver = threading.Thread(target=run, name="driver", daemon=True)
+        self._driver.start()
 
     def wake(self) -> None:
         """Make the GUI thread draw soon (any thread: a render or a download finished)."""
@@ -156,6 +158,9 @@ class Shell:
         return dpg.is_dearpygui_running()
 
     def close(self) -> None:
+        """Destroy the window (after giving a :meth:`drive` function a moment to finish its report)."""
+        if self._driver is not None:
+            self._driver.join(10)
         dpg.destroy_context()
 
     # -- screenshots --------------------------------------------------------------------------------------------------

@@ -239,7 +239,7 @@ class PoseEditorApp:
             row = dpg.add_group(horizontal=True, parent=parent)
             dpg.add_text(f"{_CATEGORY_TITLES[cat]} [Ctrl+{n}]", parent=row)
             has_pairs = any(len(group_params(g)) == 2 for g in morph_groups(category))
-            self.w[f"link_{cat}"] = dpg.add_checkbox(label="Link L/R", parent=row, show=has_pairs,
+            self.w[f"link_{cat}"] = dpg.add_checkbox(label=f"Link L/R##{cat}", parent=row, show=has_pairs,
                                                      callback=self.cb.value(self.set_linked, category))  # fmt: skip
             groups = morph_groups(category)
             combo = dpg.add_combo(groups, parent=parent, width=-1, default_value=groups[0], label=f"##{cat} group",
