@@ -127,3 +127,28 @@ def test_settings_schema_has_the_emotion_parameters():
     bad = S.validate({"emotion_label_map": {"happy": "../joy"}, "emotion_margin": 2.0})
     assert [p.key for p in bad] == ["emotion_label_map.happy", "emotion_margin"]
     assert [p.key for p in S.validate({"emotion_label_map": ["joy"]})] == ["emotion_label_map"]
+
+
+def test_avatar_takes_the_emotion_from_text(tiny_model, clf, cpu_poser, example_character_png, offline_models):
+    from raven_avatar.engine import Avatar
+
+    eager = {"emotion_model": str(tiny_model), "emotion_device": "cpu", "emotion_neutral_threshold": 0.0,
+             "emotion_margin": 0.0, "emotion_hold_time": 0.0}  # fmt: skip
+    texts = ["Thank you so much!", "Why? This is terrible.", "wow", "i hate this."]
+    expected = {t: et.top(clf.classify(t), 1)[0] for t in texts}
+    assert len({label for label, _ in expected.values()}) > 1
+    avatar = Avatar(example_character_png, eager, poser=cpu_poser, seed=0)
+    for text in texts:
+        label, score = avatar.set_emotion_from_text(text)
+        assert (label, score) == (expected[text][0], pytest.approx(expected[text][1], abs=1e-5))
+        assert avatar.emotion == label
+    for text in texts:  # streamed word by word
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            avatar.follow_text(word if i == 0 else " " + word)
+        avatar.follow_text("", done=True)
+        assert avatar.text_emotion.wait(60) and avatar.text_emotion.last_error is None
+        assert avatar.emotion == expected[text][0]
+    avatar.load_settings({**eager, "emotion_neutral_threshold": 1.0})
+    assert avatar.set_emotion_from_text("wow") == ("neutral", pytest.approx(clf.classify("wow")["neutral"], abs=1e-5))
+    avatar.close()
