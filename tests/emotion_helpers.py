@@ -18,7 +18,9 @@ def build_tiny_model(folder: Path, labels: list[str], seed: int = 0) -> Path:
     from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizerFast
 
     vocab = SPECIAL + PUNCT + WORDS
-    tokenizer = DistilBertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, model_max_length=64)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = DistilBertTokenizerFast.from_pretrained(folder, model_max_length=64)
     config = DistilBertConfig(
         vocab_size=len(vocab), dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64,
         initializer_range=0.5,

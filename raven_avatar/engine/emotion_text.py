@@ -97,11 +97,10 @@ def find_model(
     if os.path.isabs(str(model)) or str(model).startswith("."):
         return None  # a path that does not exist: not a Hub id either
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
         folder = Path(snapshot_download(str(model), local_files_only=True, cache_dir=cache_dir))
-    except (LocalEntryNotFoundError, OSError, ValueError):
+    except (OSError, ValueError):  # LocalEntryNotFoundError is an OSError
         return None
     complete = (folder / "config.json").is_file() and any((folder / w).is_file() for w in _WEIGHTS)
     return folder if complete else None
@@ -232,8 +231,9 @@ class EmotionClassifier:
         self.device, self.notice = resolve_device(device)
         from transformers import pipeline
 
-        self._pipe = pipeline("text-classification", model=str(folder), top_k=None, device=self.device)
-        id2label = self._pipe.model.config.id2label
+        #: The transformers text-classification pipeline (its ``tokenizer`` and ``model``).
+        self.pipeline = pipeline("text-classification", model=str(folder), top_k=None, device=self.device)
+        id2label = self.pipeline.model.config.id2label
         #: The model's labels, in its output order.
         self.labels: list[str] = [id2label[i] for i in range(len(id2label))]
         self._lock = threading.Lock()
@@ -243,7 +243,7 @@ class EmotionClassifier:
         if not texts:
             return []
         with self._lock, torch.inference_mode():
-            out = self._pipe(list(texts), batch_size=min(len(texts), 32), truncation=True)
+            out = self.pipeline(list(texts), batch_size=min(len(texts), 32), truncation=True)
         found = [{d["label"]: float(d["score"]) for d in r} for r in out]
         return [{label: scores[label] for label in self.labels} for scores in found]
 
