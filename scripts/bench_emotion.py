@@ -10,7 +10,9 @@ to time a real model folder or a cached Hub id instead.
 Timing is wall clock (``classify`` returns the scores on the host, so that is its latency), median of many runs
 after warm-up. Cases: one sentence; a three-sentence text (``classify`` batches the sentences).
 
-Usage: ``python scripts/bench_emotion.py [--cpu-iters 50] [--cuda-iters 200] [--no-cuda] [--model M]``
+On CUDA both ways are timed: CUDA graphs (the default) and eager.
+
+Usage: ``python scripts/bench_emotion.py [--cpu-iters 50] [--cuda-iters 200] [--no-cuda] [--dtype D] [--model M]``
 """
 
 from __future__ import annotations
@@ -53,37 +55,42 @@ def build_random_default(folder: Path) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="a model folder or cached Hub id (default: random distilBERT base)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="the network's dtype (default: float32)")  # fmt: skip
     add_device_arguments(parser, cuda_iters=200, cpu_iters=50)
 
 
-def time_device(model: str | Path, device: str, iters: int) -> list[list[object]]:
-    """Table rows for one device: classify() of one sentence and of three, and the network alone."""
-    clf = EmotionClassifier(model, device, allow_download=False)
-    tokenizer, network = clf.pipeline.tokenizer, clf.pipeline.model
+def time_device(model: str | Path, device: str, iters: int, dtype: torch.dtype, graphs: bool) -> list[list[object]]:
+    """Table rows for one device: classify() of one sentence and of three, and the network alone (eager)."""
+    clf = EmotionClassifier(model, device, allow_download=False, dtype=dtype, cuda_graphs=graphs)
+    tokenizer, network = clf.tokenizer, clf.network
     tokens = len(tokenizer(SENTENCE)["input_ids"])
     where = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    where += f", {str(dtype).removeprefix('torch.')}" + (", CUDA graphs" if graphs else "")
     rows: list[list[object]] = []
     for case, text in (("one sentence", SENTENCE), ("3 sentences (one batch)", TEXT)):
         # Host clock: classify returns the scores on the host, so wall time is what a caller waits.
         ms = median_ms(lambda i, text=text: clf.classify(text), torch.device("cpu"), iters=iters, warmup=5)
         rows.append([where, f"classify(): {case}", tokens if case == "one sentence" else "", f"{ms:.2f}"])
         logger.info("%s %s: %.2f ms", where, case, ms)
-    inputs = {k: v.to(clf.device) for k, v in tokenizer(SENTENCE, return_tensors="pt").items()}
-    with torch.inference_mode():  # the network alone (CUDA: device time by events)
-        ms = median_ms(lambda i: network(**inputs), clf.device, iters=iters, warmup=5)
-    rows.append([where, "model forward only: one sentence", tokens, f"{ms:.2f}"])
+    if not graphs:
+        inputs = {k: v.to(clf.device) for k, v in tokenizer(SENTENCE, return_tensors="pt").items()}
+        with torch.inference_mode():  # the network alone (CUDA: device time by events)
+            ms = median_ms(lambda i: network(**inputs), clf.device, iters=iters, warmup=5)
+        rows.append([where, "network forward only (eager): one sentence", tokens, f"{ms:.2f}"])
     return rows
 
 
 def run(args: argparse.Namespace) -> None:
-    devices = []
+    dtype = getattr(torch, args.dtype)
+    cases = []
     if torch.cuda.is_available() and not args.no_cuda:
-        devices.append(("cuda", args.cuda_iters))
+        cases += [("cuda", args.cuda_iters, True), ("cuda", args.cuda_iters, False)]
     if not args.no_cpu:
-        devices.append(("cpu", args.cpu_iters))
+        cases.append(("cpu", args.cpu_iters, False))
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or build_random_default(Path(tmp))
-        rows = [row for device, iters in devices for row in time_device(model, device, iters)]
+        rows = [row for device, iters, graphs in cases for row in time_device(model, device, iters, dtype, graphs)]
     weights = args.model or "random weights, distilBERT base architecture (the default model's)"
     print(f"Emotion classifier, median ms per call ({weights}; torch {torch.__version__})\n")
     print(markdown_table(["device", "case", "tokens", "ms"], rows))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+import torch
 
 pytest.importorskip("transformers")
 
@@ -35,6 +36,24 @@ def test_all_labels_scored_in_model_order(clf):
     assert list(scores) == LABELS
     assert all(0.0 <= v <= 1.0 for v in scores.values()) and sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
     assert len({et.top(clf.classify(t), 1)[0][0] for t in ("wow!", "i hate this.", "why?", "thank you")}) > 1
+
+
+def test_scores_are_the_pipelines(clf):
+    texts = ["Thank you so much, I love it!", "why", "wow " * 100]
+    for text, scores in zip(texts, clf.raw_scores(texts), strict=True):
+        answer = clf.pipeline(text, top_k=None, truncation=True)
+        assert scores == pytest.approx({d["label"]: d["score"] for d in answer}, abs=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graphs_give_the_eager_scores(tiny_model):
+    eager = et.EmotionClassifier(tiny_model, "cuda", cuda_graphs=False)
+    graphed = et.EmotionClassifier(tiny_model, "cuda")
+    assert graphed.cuda_graphs and not eager.cuda_graphs
+    for texts in (["wow"], ["I can not believe it worked!", "why", "No. No."], ["wow " * 30], ["yes"] * 5, ["no"]):
+        for a, b in zip(eager.raw_scores(texts), graphed.raw_scores(texts), strict=True):
+            assert a == pytest.approx(b, abs=1e-5)
+    assert len(graphed._graphs) == 4  # (1, 16), (4, 16), (1, 32) and (8, 16); the last ["no"] replays (1, 16)
 
 
 def test_batch_equals_one_by_one(clf):

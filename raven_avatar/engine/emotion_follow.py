@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import torch
+
 from raven_avatar.engine import emotion_text as et
 
 log = logging.getLogger(__name__)
@@ -203,7 +205,7 @@ class TextEmotion:
         target: the avatar (settings, emotions, emotion, set_emotion).
         classifier: anything with ``classify(text, last=, recency=) -> {label: score}`` (default: an
             :class:`~raven_avatar.engine.emotion_text.EmotionClassifier` built on first use from the
-            ``emotion_model`` and ``emotion_device`` settings, and rebuilt when they change).
+            ``emotion_model``, ``emotion_device`` and ``emotion_dtype`` settings, and rebuilt when they change).
         clock: the follower's clock.
     """
 
@@ -211,8 +213,8 @@ class TextEmotion:
         self.target = target
         self._classifier = classifier
         self._given = classifier is not None
-        self._built_for: tuple[str, str] | None = None
-        self._failed: tuple[tuple[str, str], Exception] | None = None
+        self._built_for: tuple[str, str, str] | None = None
+        self._failed: tuple[tuple[str, str, str], Exception] | None = None
         self._load_lock = threading.Lock()
         self._step_lock = threading.Lock()  # the follower is used by the background thread and set_from_text
         self._warned: set[str] = set()
@@ -235,12 +237,13 @@ class TextEmotion:
             if self._given:
                 return self._classifier
             settings = self.target.settings
-            wanted = (settings["emotion_model"], settings["emotion_device"])
+            wanted = (settings["emotion_model"], settings["emotion_device"], settings["emotion_dtype"])
             if self._failed is not None and self._failed[0] == wanted:
                 raise self._failed[1]
             if self._built_for != wanted:
                 try:
-                    self._classifier = et.EmotionClassifier(*wanted)
+                    model, device, dtype = wanted
+                    self._classifier = et.EmotionClassifier(model, device, dtype=getattr(torch, dtype))
                 except Exception as err:
                     self._failed = (wanted, err)
                     raise

@@ -227,6 +227,9 @@ SCHEMA: tuple[Setting, ...] = (
           "text-classification model; its labels go through the label map).", group="emotion_text"),
     S("emotion_device", "auto", "choice", choices=("auto", "cpu", "cuda"),
       doc="Where the text classifier runs (auto: the first CUDA GPU, else the CPU).", group="emotion_text"),
+    S("emotion_dtype", "float32", "choice", choices=("float32", "bfloat16"),
+      doc="Number format of the text classifier: bfloat16 is about 1.5x faster on CPUs with AMX or AVX512-BF16 "
+          "(recent Xeons) and much slower on CPUs without.", group="emotion_text"),
     S("emotion_classify_interval_ms", 500, "int", 0, 10000,
       doc="Streamed text is classified at each sentence end and, while a long sentence streams, once this many "
           "milliseconds have passed since unclassified text arrived (0: only at sentence ends).",
