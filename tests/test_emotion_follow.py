@@ -9,6 +9,7 @@ import pytest
 
 from raven_avatar.engine import settings as S
 from raven_avatar.engine.emotion_follow import EmotionFollower, FollowParams, TextEmotion
+from raven_avatar.engine.emotions import EMOTION_NAMES
 
 
 class FakeClock:
@@ -224,6 +225,27 @@ def test_background_follower_survives_a_missing_classifier(tmp_path, monkeypatch
     te.follow("boo. ", done=True)
     assert te.wait(30) and te.last_error is None and target.emotion == "sadness"
     te.close()
+
+
+def test_a_model_provided_after_a_failure_is_used_without_a_restart(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    from emotion_helpers import build_tiny_model
+
+    import raven_avatar.engine.emotion_follow as ef
+
+    monkeypatch.setenv("RAVEN_AVATAR_OFFLINE", "1")
+    folder = tmp_path / "model"
+    target = Target(emotion_model=str(folder), emotion_device="cpu", emotion_neutral_threshold=0.0)
+    target.emotions = list(EMOTION_NAMES)
+    te = TextEmotion(target)
+    with pytest.raises(Exception, match="not a model folder"):
+        te.set_from_text("wow")
+    build_tiny_model(folder, list(EMOTION_NAMES))  # e.g. the user ran the download command meanwhile
+    with pytest.raises(Exception, match="not a model folder"):
+        te.set_from_text("wow")  # not retried at once: streamed chunks must not each retry
+    monkeypatch.setattr(ef, "_RETRY_AFTER", 0.0)
+    emotion, score = te.set_from_text("wow")
+    assert emotion in EMOTION_NAMES and target.emotion == emotion and 0 < score <= 1
 
 
 def test_set_from_text_is_immediate_and_falls_back_to_neutral():

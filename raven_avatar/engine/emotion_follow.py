@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s|\n")
 _MAX_TEXT = 4000  # characters kept of a reply (the classifier reads its last few sentences only)
+_RETRY_AFTER = 10.0  # s: a classifier that failed to load is not tried again sooner (one error, not one per chunk)
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ class TextEmotion:
         self._classifier = classifier
         self._given = classifier is not None
         self._built_for: tuple[str, str, str] | None = None
-        self._failed: tuple[tuple[str, str, str], Exception] | None = None
+        self._failed: tuple[tuple[str, str, str], Exception, float] | None = None
         self._load_lock = threading.Lock()
         self._step_lock = threading.Lock()  # the follower is used by the background thread and set_from_text
         self._warned: set[str] = set()
@@ -231,21 +232,22 @@ class TextEmotion:
     @property
     def classifier(self) -> Any:
         """The classifier; loads (or reloads, after a settings change) in the calling thread. Raises what
-        :class:`~raven_avatar.engine.emotion_text.EmotionClassifier` raises (once; then the same error again until
-        the model setting changes)."""
+        :class:`~raven_avatar.engine.emotion_text.EmotionClassifier` raises; within 10 s of a failure, the same
+        error again without retrying (streamed chunks do not each retry a download)."""
         with self._load_lock:
             if self._given:
                 return self._classifier
             settings = self.target.settings
             wanted = (settings["emotion_model"], settings["emotion_device"], settings["emotion_dtype"])
-            if self._failed is not None and self._failed[0] == wanted:
-                raise self._failed[1]
+            failed = self._failed
+            if failed is not None and failed[0] == wanted and time.monotonic() - failed[2] < _RETRY_AFTER:
+                raise failed[1]
             if self._built_for != wanted:
                 try:
                     model, device, dtype = wanted
                     self._classifier = et.EmotionClassifier(model, device, dtype=getattr(torch, dtype))
                 except Exception as err:
-                    self._failed = (wanted, err)
+                    self._failed = (wanted, err, time.monotonic())
                     raise
                 self._built_for, self._failed = wanted, None
                 if self._classifier.notice:

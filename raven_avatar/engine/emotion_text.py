@@ -88,6 +88,12 @@ def _missing_hint(model: str) -> str:
     )
 
 
+def _is_path(model: str | os.PathLike[str]) -> bool:
+    """A folder, or what can only be meant as one (absolute, ``./``, ``../``, ``~``), rather than a Hub id."""
+    text = str(model)
+    return Path(text).expanduser().is_dir() or os.path.isabs(text) or text.startswith((".", "~"))
+
+
 def find_model(
     model: str | os.PathLike[str] = DEFAULT_MODEL, *, cache_dir: str | os.PathLike[str] | None = None
 ) -> Path | None:
@@ -95,7 +101,7 @@ def find_model(
     path = Path(model).expanduser()
     if path.is_dir():
         return path if (path / "config.json").is_file() else None
-    if os.path.isabs(str(model)) or str(model).startswith("."):
+    if _is_path(model):
         return None  # a path that does not exist: not a Hub id either
     from huggingface_hub import snapshot_download
 
@@ -229,7 +235,7 @@ class EmotionClassifier:
         self.model = str(model)
         folder = find_model(model, cache_dir=cache_dir)
         if folder is None:
-            if Path(model).expanduser().is_dir() or os.path.isabs(self.model) or self.model.startswith("."):
+            if _is_path(model):
                 raise OfflineError(f"{model}: not a model folder (no config.json); {_missing_hint(DEFAULT_MODEL)}")
             if not allow_download or is_offline():
                 raise OfflineError(f"the emotion model {model} is not downloaded; {_missing_hint(self.model)}")
