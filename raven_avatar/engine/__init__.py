@@ -32,6 +32,7 @@ _LAZY = {
     "load_templates": "raven_avatar.engine.emotions",
     "load_settings": "raven_avatar.engine.settings",
     "load_poser": "raven_avatar.engine.poser",
+    "EmotionClassifier": "raven_avatar.engine.emotion_text",
 }
 
 __all__ = sorted(_LAZY)

@@ -29,6 +29,7 @@ from . import pose as posemod
 from . import settings as settingsmod
 from .animator import Animator
 from .character import Character, load_character, reload_character
+from .emotion_follow import TextEmotion
 from .pipeline import Frame, Pipeline
 from .renderer import Renderer, RenderError
 
@@ -112,6 +113,9 @@ class Avatar:
         self.renderer = Renderer(self.pipeline, self.animator, target_fps=self._settings["target_fps"], warm_up=warm_up)
         self._still: Pipeline | None = None
         self._still_lock = threading.Lock()
+        #: Emotion from text (:class:`~raven_avatar.engine.emotion_follow.TextEmotion`): ``classifier`` (built on first
+        #: use from the ``emotion_*`` settings; needs the ``emotion`` extra), ``scores``, ``last_error``, ``wait``.
+        self.text_emotion = TextEmotion(self)
 
     # --------------------------------------------------------------------------------------------------- character
 
@@ -206,6 +210,16 @@ class Avatar:
     def set_emotion(self, name: str) -> None:
         """Change emotion from the next frame (smoothly; starts the emotion's animefx). ``ValueError`` if unknown."""
         self.animator.set_emotion(name)
+
+    def set_emotion_from_text(self, text: str) -> tuple[str, float]:
+        """Classify ``text`` in the calling thread and show its emotion (``neutral`` when no label is confident
+        enough); returns ``(emotion, score)``. Raises when the classifier is unavailable (the message says why)."""
+        return self.text_emotion.set_from_text(text)
+
+    def follow_text(self, chunk: str, *, done: bool = False) -> None:
+        """Let the emotion follow text as it streams (``done=True`` with or after the last chunk). Returns at once:
+        a background thread classifies at sentence ends, with hysteresis (``emotion_*`` settings)."""
+        self.text_emotion.follow(chunk, done=done)
 
     # ------------------------------------------------------------------------------------------- talking, overrides
 
@@ -302,8 +316,9 @@ class Avatar:
         return self.renderer.running
 
     def close(self) -> None:
-        """Stop the render thread; the avatar can be started again."""
+        """Stop the render thread (and the text follower's); the avatar can be started again."""
         self.renderer.stop()
+        self.text_emotion.close()
 
     def __enter__(self) -> Avatar:
         return self

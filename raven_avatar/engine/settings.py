@@ -30,6 +30,8 @@ from typing import Any
 
 from raven_avatar.engine import pose
 from raven_avatar.engine.compositing import ANIMEFX_KINDS
+from raven_avatar.engine.emotion_text import DEFAULT_MODEL as DEFAULT_EMOTION_MODEL
+from raven_avatar.engine.emotions import validate_emotion_name
 from raven_avatar.engine.fileio import atomic_write
 from raven_avatar.engine.paths import asset_path, user_data_dir
 
@@ -48,6 +50,7 @@ KINDS = (
     "crop",
     "animefx_list",
     "chain",
+    "label_map",
 )
 
 MOUTH_OPEN_KEYS = pose.MOUTH_OPEN_KEYS  # generic talking drives one and holds the others shut
@@ -220,6 +223,35 @@ SCHEMA: tuple[Setting, ...] = (
       doc="How the backdrop image fills the view.", group="backdrop"),
     S("backdrop_color", [0.0, 0.0, 0.0, 0.0], "color", 0.0, 1.0,
       doc="Colour behind the avatar and the backdrop image (sRGB + alpha, 0..1).", group="backdrop"),
+    # -- emotion from text (engine/emotion_text.py, engine/emotion_follow.py)
+    S("emotion_model", DEFAULT_EMOTION_MODEL, "str",
+      doc="Text classifier for emotion from text: a Hugging Face Hub id or a local model folder (any transformers "
+          "text-classification model; its labels go through the label map).", group="emotion_text"),
+    S("emotion_device", "auto", "choice", choices=("auto", "cpu", "cuda"),
+      doc="Where the text classifier runs (auto: the first CUDA GPU, else the CPU).", group="emotion_text"),
+    S("emotion_dtype", "float32", "choice", choices=("float32", "bfloat16"),
+      doc="Number format of the text classifier: bfloat16 is about 1.5x faster on CPUs with AMX or AVX512-BF16 "
+          "(recent Xeons) and much slower on CPUs without.", group="emotion_text"),
+    S("emotion_classify_interval_ms", 500, "int", 0, 10000,
+      doc="Streamed text is classified at each sentence end and, while a long sentence streams, once this many "
+          "milliseconds have passed since unclassified text arrived (0: only at sentence ends).",
+      group="emotion_text"),
+    S("emotion_hold_time", 2.0, "float", 0.0, 60.0,
+      doc="Shortest time (s) an emotion chosen from text is shown before the text may change it again.",
+      group="emotion_text"),
+    S("emotion_margin", 0.1, "float", 0.0, 1.0,
+      doc="A new emotion from text must score this much more than the current one (stops flicker between close "
+          "labels).", group="emotion_text"),
+    S("emotion_neutral_threshold", 0.2, "float", 0.0, 1.0,
+      doc="When the best emotion's score is below this, the avatar turns neutral.", group="emotion_text"),
+    S("emotion_context_sentences", 3, "int", 1, 20,
+      doc="How many of the last sentences the classifier reads.", group="emotion_text"),
+    S("emotion_recency", 0.5, "float", 0.0, 1.0,
+      doc="Weight of each sentence relative to the one after it (1: all equal; 0: only the last sentence counts).",
+      group="emotion_text"),
+    S("emotion_label_map", {}, "label_map",
+      doc="Classifier label -> emotion template, over the built-in table (go-emotions labels are template names; "
+          "e.g. {\"happy\": \"joy\"} for a classifier with other labels).", group="emotion_text"),
 )
 # fmt: on
 del S
@@ -407,6 +439,21 @@ def _check_color(key: str, value: Any) -> list[Problem]:
     return []
 
 
+def _check_label_map(key: str, value: Any) -> list[Problem]:
+    if not isinstance(value, Mapping):
+        return [Problem(key, value, "expected an object {classifier label: emotion template}")]
+    problems = []
+    for label, name in value.items():
+        if not (isinstance(label, str) and label):
+            problems.append(Problem(key, label, "labels must be non-empty strings"))
+            continue
+        try:
+            validate_emotion_name(name)
+        except ValueError as exc:
+            problems.append(Problem(f"{key}.{label}", name, str(exc)))
+    return problems
+
+
 def check_value(setting: Setting, value: Any) -> list[Problem]:
     """Problems with one value for ``setting`` (empty: the value is usable)."""
     key, kind = setting.key, setting.kind
@@ -439,6 +486,8 @@ def check_value(setting: Setting, value: Any) -> list[Problem]:
         return _check_animefx(key, value)
     if kind == "chain":
         return _chain_problems(key, value, repair=False)[1]
+    if kind == "label_map":
+        return _check_label_map(key, value)
     raise AssertionError(f"unhandled setting kind {kind!r}")
 
 
