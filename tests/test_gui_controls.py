@@ -5,37 +5,11 @@ fails: change the app's state, open a dialog, change the window's pixels, or be 
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from gui_character import make_character
+from gui_helpers import run_session
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
-
-SESSION = Path(__file__).with_name("gui_session.py")
-
-
-def run_session(app: str, scenario: str, out: Path, env: dict, *args: str, timeout: float = 1500) -> dict:
-    if shutil.which("xdotool") is None:
-        pytest.skip("xdotool is not installed")
-    out.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([sys.executable, str(SESSION), app, scenario, "--out", str(out), *args], env=env,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
-    (out / "log.txt").write_text(proc.stdout + proc.stderr)
-    report = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else {}
-    assert proc.returncode == 0 and report.get("ok"), f"{report.get('traceback', report)}\n{proc.stderr[-6000:]}"
-    return report
-
-
-@pytest.fixture
-def gui_env(tmp_path, xvfb_env, stable_cache_dir, tha3_models):
-    return {**xvfb_env, "RAVEN_AVATAR_DATA_DIR": str(tmp_path / "data"),
-            "RAVEN_AVATAR_CACHE_DIR": str(stable_cache_dir), "RAVEN_AVATAR_OFFLINE": "1"}  # fmt: skip
-
 
 def check_controls(report: dict) -> None:
     sweep = report["sweep"]

@@ -187,7 +187,7 @@ class Driver:
     def window_pixels(self) -> np.ndarray:
         import dearpygui.dearpygui as dpg
 
-        from raven_avatar.settings_editor.app import framebuffer_to_u8
+        from raven_avatar.gui.shell import framebuffer_to_u8
 
         box = {}
         dpg.output_frame_buffer(callback=lambda s, a: box.setdefault("buf", a))
@@ -392,7 +392,7 @@ def test_hotkeys_talk_pause_help_screenshot_and_quit(driver, env):
     driver.keys("F12")
     assert app.dialogs.open_kind == "file"
     shot = env["root"] / "shot.png"
-    app.dialogs.submit_file(shot)
+    app.dialogs.file_dialog.confirm(str(shot))
     driver.pump(0.3)
     rgba = np.asarray(PIL.Image.open(shot))
     assert rgba.shape[2] == 4 and rgba[..., 3].min() == 0  # transparent around the character

@@ -219,6 +219,8 @@ class TextEmotion:
         self._load_lock = threading.Lock()
         self._step_lock = threading.Lock()  # the follower is used by the background thread and set_from_text
         self._warned: set[str] = set()
+        #: The template scores of the last :meth:`set_from_text`, best first (what a GUI shows as the top labels).
+        self.last_scores: dict[str, float] = {}
         self.follower = EmotionFollower(self.scores, target.set_emotion, clock=clock, emotion=target.emotion)
         #: The last failure of the background follower (classifier missing, ...), or None.
         self.last_error: str | None = None
@@ -281,6 +283,7 @@ class TextEmotion:
         """Classify ``text`` now (in the calling thread) and show its emotion (``neutral`` below the threshold):
         returns ``(emotion, its score)``. No hold time or margin: an explicit request; the follower then holds it."""
         scores = self.scores(text)
+        self.last_scores = scores
         name, _ = choose(scores, self.target.settings["emotion_neutral_threshold"])
         self.target.set_emotion(name)
         with self._step_lock:

@@ -37,7 +37,7 @@ from .panels import RESET, ChainPanel, SettingsPanel, pretty, rgb01, tooltip
 logger = logging.getLogger(__name__)
 
 TITLE = "raven_avatar settings editor"
-ANIMATOR_GROUPS = ("output", "animation", "blink", "talking", "sway", "breathing", "eyes", "animefx")
+ANIMATOR_GROUPS = ("output", "animation", "blink", "talking", "sway", "breathing", "eyes", "animefx", "emotion_text")
 MIN_WINDOW_SIZE = (1024, 600)
 
 
@@ -165,8 +165,17 @@ class SettingsEditorApp:
                 )
                 dpg.add_checkbox(label="Data eyes", callback=self.cb.value(self._act, m.set_data_eyes))
 
+        with dpg.collapsing_header(label="Say or feel", default_open=True):
+            self.w_feel = dpg.add_input_text(hint="A line the character says; Enter: the avatar feels it", width=-1,
+                                             label="##say or feel",
+                                             on_enter=True, callback=self.cb.value(self.feel))  # fmt: skip
+            tooltip(self.w_feel, "The go-emotions classifier picks the emotion (Emotion from text settings).")
+            self.w_feel_speak = dpg.add_checkbox(label="Also speak it (needs speech)", show=False)
+            self.feel_text = dpg.add_text("", color=(180, 200, 220))
+
         with dpg.collapsing_header(label="Speech", default_open=False):
             self._build_speech()
+        dpg.configure_item(self.w_feel_speak, show=self._speech_ok)
 
         with dpg.collapsing_header(label="Backdrop", default_open=True):
             with dpg.group(horizontal=True):
@@ -538,6 +547,25 @@ class SettingsEditorApp:
         paused = self.model.toggle_pause()
         dpg.set_item_label(self.pause_button, "Resume [Ctrl+P]" if paused else "Pause [Ctrl+P]")
 
+    def feel(self, text: str) -> None:
+        """The "Say or feel" box: the avatar takes the line's emotion (and speaks it when asked)."""
+        if self._act(self.model.feel, text) is None and self.model.feeling is None:
+            dpg.set_value(self.feel_text, "Feeling it...")
+        if self._speech_ok and dpg.get_value(self.w_feel_speak) and text.strip():
+            dpg.set_value(self.w_speech_text, text)
+            if not self.speaker.speaking:
+                self.toggle_speaking()
+
+    def _update_feeling(self) -> str:
+        f = self.model.feeling
+        if f is not None:
+            name, score, top = f
+            text = fit_lines(f"Feels {name} ({score:.2f}). Top: " + ", ".join(f"{k} {v:.2f}" for k, v in top),
+                             self.layout.controls_w - 30)  # fmt: skip
+            if dpg.get_value(self.feel_text) != text:
+                dpg.set_value(self.feel_text, text)
+        return dpg.get_value(self.feel_text)
+
     def toggle_speaking(self) -> None:
         if self.speaker is None or not self._speech_ok:
             return
@@ -875,7 +903,7 @@ class SettingsEditorApp:
         changed |= self._update_encoding()
         changed |= self._swap_textures()
         changed |= self._upload_frame()
-        shown = (self._update_view(), self._refresh_texts())
+        shown = (self._update_view(), self._refresh_texts(), self._update_feeling())
         changed |= shown != self._overlay_key
         self._overlay_key = shown
         return changed

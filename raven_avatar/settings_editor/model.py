@@ -16,6 +16,7 @@ import copy
 import logging
 import os
 import queue
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -111,6 +112,8 @@ class EditorModel:
         self.visible = True
         self.user_paused = False
         self.recorder: Recorder | None = None
+        #: The result of the last :meth:`feel`: (emotion, score, [(label, score)] * 3), None while it runs.
+        self.feeling: tuple[str, float, list[tuple[str, float]]] | None = None
         self.encoding: Encoding | None = None  # the WebM of the last recording, while it is being encoded
         self.status = ""  # one line for the status bar
         self._push_due: float | None = None
@@ -467,6 +470,27 @@ class EditorModel:
             self.link.set_emotion(name)
         except (KeyError, ValueError) as exc:
             raise ActionError(str(exc)) from None
+
+    def feel(self, text: str) -> None:
+        """"Say or feel": the avatar takes the emotion of ``text``. The classifier runs on a helper thread (its
+        first use loads the model); :attr:`feeling` then holds ``(emotion, score, top three)``, or an error event
+        arrives through the engine link (:meth:`tick` shows it)."""
+        text = text.strip()
+        if not text:
+            raise ActionError("Type a line for the avatar to feel.")
+        avatar = self.link.avatar
+
+        def work() -> None:
+            try:
+                name, score = avatar.set_emotion_from_text(text)
+                top = list(avatar.text_emotion.last_scores.items())[:3]
+                self.feeling = (name, score, top)
+            except Exception as exc:  # transformers missing, model not downloaded: the message says what to do
+                logger.warning("emotion from text failed: %s", exc)
+                self.link.events.put(Event("emotion", f"Cannot feel the text: {exc}", error=True))
+
+        self.feeling = None
+        threading.Thread(target=work, name="feel", daemon=True).start()
 
     def step_emotion(self, delta: int = 0, *, to: str | None = None) -> str:
         """Next/previous emotion (``delta``), or the first/last (``to`` = ``"first"``/``"last"``); applied at once."""

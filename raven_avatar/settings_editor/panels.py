@@ -79,7 +79,8 @@ def _number_widget(label: str, kind: str, value: Any, low: float, high: float, c
 class SettingsPanel:
     """Animator settings widgets, generated from :data:`settings.SCHEMA` for the given groups."""
 
-    SKIP_KINDS = ("path", "color", "crop", "chain")  # drawn by the backdrop, crop and postprocessor sections
+    #: Drawn by the backdrop, crop and postprocessor sections; a label map is edited in the settings file.
+    SKIP_KINDS = ("path", "color", "crop", "chain", "label_map")
 
     def __init__(self, model: EditorModel, callbacks: Callbacks, on_error: ErrorSink, width: int = 170):
         self.model = model
