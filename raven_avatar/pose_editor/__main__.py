@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--emotions", nargs="+", metavar="EMOTION", help="--batch-export only these emotions")
     p.add_argument("--output-index", type=int, default=0, help="THA3 output to export (0: the posed image)")
+    p.add_argument("--window-shot", type=Path, metavar="PNG",
+                   help="open the window, save a screenshot of it once the first render shows, then exit (docs)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     return p  # fmt: skip
 
@@ -148,9 +150,10 @@ def main(argv: list[str] | None = None) -> int:
             log.error("no display (DISPLAY is not set): the editor window needs a desktop session. "
                       "Headless, use --batch-export or --factory-reset.")  # fmt: skip
             return 1
-        from raven_avatar.pose_editor.app import run_app
+        from raven_avatar.pose_editor.app import create_app, window_shot
 
-        return run_app(character=args.character, device=args.device, variant=args.model)
+        app = create_app(character=args.character, device=args.device, variant=args.model)
+        return app.run(None if args.window_shot is None else window_shot(args.window_shot))
     except (CharacterError, TemplateError, DownloadError, FileNotFoundError, ValueError, OSError) as e:
         log.error("%s", e)
         return 1

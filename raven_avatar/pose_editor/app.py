@@ -687,5 +687,17 @@ def create_app(character: str | Path | None = None, device: str = "auto", varian
     return app
 
 
-def run_app(character: str | Path | None = None, device: str = "auto", variant: str | None = None) -> int:
-    return create_app(character, device, variant).run()
+def window_shot(path: Path, timeout: float = 600) -> Callable[[PoseEditorApp], None]:
+    """A ``run`` driver that saves a screenshot of the window once the first render is on screen."""
+
+    def driver(app: PoseEditorApp) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if app.call(lambda: app.render_count > 0 and app.worker.idle).result(timeout):
+                break
+            time.sleep(0.2)
+        time.sleep(0.5)
+        app.call(lambda: app.screenshot(path)).result(60)
+        log.info("wrote %s", path)
+
+    return driver

@@ -47,10 +47,16 @@ class Layout:
 
     width: int
     height: int
-    controls_w: int = 410
-    post_w: int = 470
     margin: int = 8
     status_h: int = 26
+
+    @property
+    def controls_w(self) -> int:  # narrower columns on a laptop screen leave the view room
+        return 410 if self.width >= 1600 else 360
+
+    @property
+    def post_w(self) -> int:
+        return 470 if self.width >= 1600 else 400
 
     @property
     def view_w(self) -> int:
@@ -702,8 +708,8 @@ class SettingsEditorApp:
         lay = self.layout
         dpg.configure_item(self.view_child, width=lay.view_w, height=lay.view_h)
         dpg.configure_item(self.drawlist, width=lay.view_w, height=lay.view_h)
-        dpg.configure_item(self.controls, height=lay.column_h)
-        dpg.configure_item(self.post_col, height=lay.column_h)
+        dpg.configure_item(self.controls, width=lay.controls_w, height=lay.column_h)
+        dpg.configure_item(self.post_col, width=lay.post_w, height=lay.column_h)
 
     def _upload_frame(self) -> bool:
         """Copy a new engine frame into the avatar texture (a dynamic texture: uploaded only when it changes).
