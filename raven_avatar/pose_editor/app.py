@@ -242,7 +242,11 @@ class PoseEditorApp:
             self.w[f"link_{cat}"] = dpg.add_checkbox(label=f"Link L/R##{cat}", parent=row, show=has_pairs,
                                                      callback=self.cb.value(self.set_linked, category))  # fmt: skip
             groups = morph_groups(category)
+            # A category with one group (iris size) names it instead of offering a one-entry list.
+            if len(groups) == 1:
+                dpg.add_text(groups[0], parent=parent)
             combo = dpg.add_combo(groups, parent=parent, width=-1, default_value=groups[0], label=f"##{cat} group",
+                                  show=len(groups) > 1,
                                   callback=self.cb.value(self._select_group, category))  # fmt: skip
             self.w[f"combo_{cat}"] = combo
             self.lists[cat] = ComboList(combo, functools.partial(self._group_labels, category),
