@@ -154,7 +154,7 @@ def _transfer(url: str, part: Path, desc: str, timeout: float) -> int:
         meter = fetch_progress.Meter(offset, total)
         resuming = f", resuming at {fetch_progress.format_size(offset)}" if offset else ""
         size = f" ({fetch_progress.format_size(total)})" if total else ""
-        fetch_progress.emit("start", f"downloading {desc}{size}{resuming}", file=desc, **meter.fields())
+        fetch_progress.emit("start", f"Downloading {desc}{size}{resuming}", file=desc, **meter.fields())
         with open(part, "ab" if offset else "wb") as f:
             try:
                 while chunk := resp.read1(_READ):
@@ -176,7 +176,7 @@ def _progress_message(desc: str, meter: fetch_progress.Meter) -> str:
     of = f" of {fetch_progress.format_size(meter.total)}" if meter.total else ""
     rate = f", {fetch_progress.format_size(meter.rate)}/s" if meter.rate else ""
     eta = f", {meter.eta:.0f} s left" if meter.eta is not None else ""
-    return f"downloading {desc}: {done}{of}{rate}{eta}"
+    return f"Downloading {desc}: {done}{of}{rate}{eta}"
 
 
 def _fetch_to_part(url: str, part: Path, desc: str, timeout: float) -> None:
