@@ -11,7 +11,16 @@ The settings editor builds its panels from :func:`filters` (GUI order) and each 
 """
 
 from . import filters_camera, filters_display, filters_general, filters_light, filters_transport
-from .chain import ALIASES, DEFAULT_CHAIN, ChainError, Postprocessor, Problem, normalize_chain, validate_chain
+from .chain import (
+    ALIASES,
+    DEFAULT_CHAIN,
+    REFERENCE_CHAIN,
+    ChainError,
+    Postprocessor,
+    Problem,
+    normalize_chain,
+    validate_chain,
+)
 from .colorspace import linear_to_srgb, luminance, rgb_to_yuv, srgb_to_linear, yuv_to_rgb
 from .filters_camera import chromatic_aberration, noise, vignetting, zoom
 from .filters_display import banding, crt, monochrome_display, scanlines, translucent_display
@@ -34,6 +43,7 @@ __all__ = [
     "ALIASES",
     "CATEGORIES",
     "DEFAULT_CHAIN",
+    "REFERENCE_CHAIN",
     "KINDS",
     "ChainError",
     "FilterSpec",
