@@ -238,6 +238,7 @@ def download_file(
 
 
 def _download_file(url: str, dest: Path, sha256: str | None, desc: str, timeout: float) -> Path:
+    """:func:`download_file` after its arguments are normalised (``sha256`` lower case or None)."""
 
     def ready() -> bool:
         if not dest.is_file():
