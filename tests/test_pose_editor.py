@@ -293,7 +293,7 @@ def test_cli_batch_export_end_to_end(tmp_path, example_character_png, stable_cac
            "RAVEN_AVATAR_OFFLINE": "1"}  # fmt: skip
     names = ["joy", "surprise", "neutral"]
     args = ["--batch-export", str(example_character_png), "--output", str(out_dir), "--device", "cpu"]
-    out = _run([*args, "--format", "sheet", "--emotions", *names], env)
+    out = _run([*args, "--format", "sheet", "--sheet-columns", "2", "--emotions", *names], env)
     assert out.returncode == 0, out.stderr
     assert "3 of 3 emotions exported" in out.stdout
     for name in names:
@@ -314,9 +314,11 @@ def test_cli_batch_export_end_to_end(tmp_path, example_character_png, stable_cac
     model = EditorModel()
     model.load_template(out_dir / "_emotions.json")
     index = json.loads((out_dir / "_sheet.json").read_text())
-    assert index["names"] == sorted(names)
+    assert index["names"] == sorted(names) and (index["columns"], index["rows"]) == (2, 2)
+    assert index["atlas"]["neutral"] == {"x": 512, "y": 0, "w": 512, "h": 512}  # joy, neutral / surprise
     x, y, w, h = index["frames"][index["names"].index("neutral")]
     with Image.open(out_dir / "_sheet.png") as sheet:
+        assert sheet.size == (1024, 1024)
         cell = np.asarray(sheet)[y : y + h, x : x + w]
         assert np.array_equal(cell, np.asarray(Image.open(out_dir / "neutral.png")))
 

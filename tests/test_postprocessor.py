@@ -606,9 +606,16 @@ def test_reference_presets_load_and_run(preset):
     assert json.loads(json.dumps(pp.normalize_chain(chain)))  # JSON-ready
 
 
-def test_default_chain_is_the_reference_default():
+def test_reference_chain_is_kept_as_a_preset_and_the_default_is_ours_everywhere():
+    from raven_avatar.engine import settings
+
     ref = json.loads((REFERENCE / "animator.json").read_text())["postprocessor_chain"]
-    assert [list(e) for e in pp.DEFAULT_CHAIN] == ref
+    assert [list(e) for e in pp.REFERENCE_CHAIN] == ref
+    preset = settings.read_settings_file(settings.presets()["reference_look"])
+    assert preset == {"postprocessor_chain": ref}
+    ours = [list(e) for e in pp.DEFAULT_CHAIN]
+    assert settings.defaults()["postprocessor_chain"] == ours
+    assert settings.read_settings_file(settings.shipped_settings_path())["postprocessor_chain"] == ours
 
 
 # --- building blocks ---------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from http_helpers import serve_files
 from PIL import Image
 
 from raven_avatar.engine.download import ChecksumError, DownloadError, OfflineError, file_sha256
@@ -23,20 +24,28 @@ from raven_avatar.engine.poser.__main__ import main as cli
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    """An empty cache, offline mode, no models dir; the Hub would fail the test if it were contacted."""
+def empty_cache(tmp_path, monkeypatch) -> Path:
+    """An empty cache, offline mode, no models dir."""
     root = tmp_path / "cache"
     monkeypatch.setenv("RAVEN_AVATAR_CACHE_DIR", str(root))
     monkeypatch.setenv("RAVEN_AVATAR_OFFLINE", "1")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("RAVEN_AVATAR_MODELS_DIR", raising=False)
+    return root
+
+
+@pytest.fixture
+def cache(empty_cache, monkeypatch) -> Path:
+    """:func:`empty_cache`; the Hub would fail the test if it were contacted."""
+    contacted = []
 
     def no_hub(*args, **kwargs):
+        contacted.append(args)
         raise AssertionError("the Hugging Face Hub was contacted")
 
     monkeypatch.setattr("huggingface_hub.HfApi.model_info", no_hub)
-    monkeypatch.setattr("huggingface_hub.hf_hub_download", no_hub)
-    return root
+    yield empty_cache
+    assert not contacted, "the Hugging Face Hub was contacted"
 
 
 @pytest.fixture
@@ -185,61 +194,54 @@ def test_separable_half_is_derived_with_recorded_hashes(cache, tha3_models, tmp_
     assert file_sha256(folder / "editor.pt") == manifest["editor.pt"]["sha256"]
 
 
-def test_hub_files_are_verified_and_recorded(cache, tmp_path, monkeypatch):
-    # A stand-in for the Hub (the real one is never contacted in tests): serves small state dicts with their
-    # LFS sha256, the way HfApi.model_info(files_metadata=True) reports them.
-    from huggingface_hub.hf_api import BlobLfsInfo, RepoSibling
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path):
+    """A stand-in for the Hub on a local port (the real one is never contacted in tests): the repo's metadata
+    as HfApi.model_info(files_metadata=True) reads it, and small state dicts for the standard_float files."""
+    with serve_files() as hub:
+        hub.remote = tmp_path / "remote"
+        siblings = []
+        for name in store.MODEL_FILES:
+            path = hub.remote / "standard_float" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"w": torch.randn(3, 3), "n": torch.tensor(7)}, path)
+            size, sha = path.stat().st_size, file_sha256(path)
+            lfs = {"size": size, "sha256": sha, "pointerSize": 130}
+            siblings.append({"rfilename": f"standard_float/{name}", "size": size, "blobId": sha[:40], "lfs": lfs})
+            hub.files[f"/{store.HUB_REPO}/resolve/abc123/standard_float/{name}"] = path.read_bytes()
+        info = {"id": store.HUB_REPO, "sha": "abc123", "siblings": siblings}
+        hub.files[f"/api/models/{store.HUB_REPO}"] = json.dumps(info).encode()
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setattr("huggingface_hub.constants.HF_HUB_DISABLE_TELEMETRY", True)
+        yield hub
 
-    remote = tmp_path / "remote"
-    siblings = []
-    for name in store.MODEL_FILES:
-        path = remote / "standard_float" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"w": torch.randn(3, 3), "n": torch.tensor(7)}, path)
-        lfs = BlobLfsInfo(size=path.stat().st_size, sha256=file_sha256(path), pointer_size=0)
-        siblings.append(RepoSibling(rfilename=f"standard_float/{name}", lfs=lfs))
-    calls = []
 
-    class Info:
-        sha = "abc123"
+def _hub_downloads(hub) -> list[str]:
+    return [path.rpartition("/resolve/abc123/")[2] for path, _ in hub.requests if "/resolve/" in path]
 
-    Info.siblings = siblings
 
-    def model_info(self, repo_id, **kwargs):
-        assert repo_id == store.HUB_REPO and kwargs["files_metadata"]
-        return Info()
-
-    def hf_hub_download(repo_id, filename, *, revision, local_dir, **kwargs):
-        calls.append(filename)
-        dest = Path(local_dir) / filename
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(remote / filename, dest)
-        return str(dest)
-
-    monkeypatch.setattr("huggingface_hub.HfApi.model_info", model_info)
-    monkeypatch.setattr("huggingface_hub.hf_hub_download", hf_hub_download)
+def test_hub_files_are_verified_and_recorded(empty_cache, fake_hub, monkeypatch):
     monkeypatch.delenv("RAVEN_AVATAR_OFFLINE")
-
     folder = store.model_dir("standard_float", progress=False)
-    assert sorted(calls) == sorted(f"standard_float/{n}" for n in store.MODEL_FILES)  # only this variant's files
+    assert sorted(_hub_downloads(fake_hub)) == sorted(f"standard_float/{n}" for n in store.MODEL_FILES)
     manifest = json.loads((folder / "manifest.json").read_text())["files"]
     for name in store.MODEL_FILES:
         assert manifest[name] | {"stamp": None} == {
-            "sha256": file_sha256(remote / "standard_float" / name),
+            "sha256": file_sha256(fake_hub.remote / "standard_float" / name),
             "source": f"hub:{store.HUB_REPO}@abc123",
             "stamp": None,
         }
 
     # Corrupt in the cache: re-fetched from the Hub; only that file.
-    calls.clear()
+    fake_hub.requests.clear()
     (folder / "editor.pt").write_bytes(b"x")
     store.model_dir("standard_float", progress=False)
-    assert calls == ["standard_float/editor.pt"]
+    assert _hub_downloads(fake_hub) == ["standard_float/editor.pt"]
     assert file_sha256(folder / "editor.pt") == manifest["editor.pt"]["sha256"]
 
     # The Hub serving bytes that do not match its LFS hash: rejected, nothing half-installed.
     (folder / "face_morpher.pt").unlink()
-    (remote / "standard_float" / "face_morpher.pt").write_bytes(b"tampered")
+    fake_hub.files[f"/{store.HUB_REPO}/resolve/abc123/standard_float/face_morpher.pt"] = b"tampered"
     with pytest.raises(DownloadError, match=r"Hugging Face Hub .*checksum mismatch for .*face_morpher.pt"):
         store.model_dir("standard_float", progress=False)
     assert not (folder / "face_morpher.pt").exists()

@@ -2,7 +2,8 @@
 
 Files in the character's folder (all full-canvas RGBA, the same framing as the base):
 
-- ``NAME.png``: the base image, 512x512 RGBA; other sizes are centre-cropped and Lanczos-resized (with a warning).
+- ``NAME.png``: the base image, 512x512 RGBA; other sizes are padded to a square (transparent, bottom-centre) and
+  Lanczos-resized, with a warning in the report. Cels get the same treatment.
 - ``NAME_<cel>.png`` for the blending cels in :data:`SUPPORTED_CELS` (blush, shadow, sweat, tears, data eyes, waver),
   blended onto the character before posing.
 - ``NAME_fx_<effect><n>.png`` animefx cels for this character; else a shared ``fx_<effect><n>.png`` in the same
@@ -153,23 +154,30 @@ def _to_rgba(img: PIL.Image.Image, path: Path) -> PIL.Image.Image:
 
 
 def _fit(img: PIL.Image.Image, path: Path, warnings: list[str]) -> PIL.Image.Image:
-    """Centre-crop to a square and Lanczos-resize to 512x512 (Pillow resamples RGBA premultiplied)."""
+    """Pad to a square on a transparent canvas, aligned bottom-centre, and Lanczos-resize to 512x512.
+
+    Bottom-centre is where THA3 expects a character: the head in the upper middle, the body cut off at the bottom
+    edge, so a wide image gains empty space above, a tall one at both sides, and nothing of the drawing is lost.
+    (Pillow resamples RGBA premultiplied, so the transparent border does not darken the edge.)
+    """
     w, h = img.size
     if (w, h) == (IMAGE_SIZE, IMAGE_SIZE):
         return img
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
+    side = max(w, h)
+    steps = []
+    if w != h:
+        canvas = PIL.Image.new("RGBA", (side, side), (0, 0, 0, 0))
+        canvas.paste(img, ((side - w) // 2, side - h))
+        img = canvas
+        steps.append(f"padded to {side}x{side} on a transparent canvas (aligned bottom-centre)")
+    if side != IMAGE_SIZE:
+        img = img.resize((IMAGE_SIZE, IMAGE_SIZE), PIL.Image.Resampling.LANCZOS, reducing_gap=3.0)
+        steps.append(f"resized to {IMAGE_SIZE}x{IMAGE_SIZE} (Lanczos)")
     warnings.append(
-        f"{path.name}: size {w}x{h}, expected {IMAGE_SIZE}x{IMAGE_SIZE}; "
-        f"{'centre-cropped to a square and ' if w != h else ''}resized (Lanczos). THA3 expects the head in the "
-        "upper middle of a 512x512 canvas; see docs/CHARACTERS.md."
+        f"{path.name}: size {w}x{h}, expected {IMAGE_SIZE}x{IMAGE_SIZE}; {' and '.join(steps)}. THA3 expects the "
+        "head in the upper middle of a 512x512 canvas; see docs/CHARACTERS.md."
     )
-    return img.resize(
-        (IMAGE_SIZE, IMAGE_SIZE),
-        PIL.Image.Resampling.LANCZOS,
-        box=(left, top, left + side, top + side),
-        reducing_gap=3.0,
-    )
+    return img
 
 
 def load_rgba(path: Path, warnings: list[str]) -> torch.Tensor:
@@ -285,8 +293,8 @@ def _load(
             if not bool((tensor[3] > 0).any()):
                 warnings.append(f"cel {name} ({f.name}) is fully transparent; it will have no effect")
     report.cels = list(cels)
-    for w in warnings:
-        log.warning("%s: %s", path.name, w)
+    for w in warnings:  # a warning about a file already starts with its name
+        log.warning("%s", w if w.startswith(f"{path.name}: ") else f"{path.name}: {w}")
     return Character(path.stem, path, image, cels, fx_cels, report, stamps)
 
 

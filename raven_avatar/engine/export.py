@@ -172,12 +172,33 @@ class PngSequenceWriter:
         return _write_atomic(self.folder / self.TIMING_FILE, (json.dumps(doc, indent=1) + "\n").encode())
 
 
-def write_sprite_sheet(frames: list[np.ndarray], path: str | Path, *, columns: int | None = None) -> Path:
-    """All frames on one PNG grid (row-major; ``columns`` default: about square) plus ``<stem>.json`` with each
-    frame's ``[x, y, w, h]``, as sprite tools expect. Returns the PNG path."""
+def sheet_columns(count: int) -> int:
+    """Columns of a near-square grid for ``count`` sprites: ``ceil(sqrt(count))`` (2 -> 2, 5 -> 3, 28 -> 6)."""
+    return max(1, math.ceil(math.sqrt(count)))
+
+
+def write_sprite_sheet(
+    frames: list[np.ndarray],
+    path: str | Path,
+    *,
+    columns: int | None = None,
+    names: list[str] | None = None,
+) -> Path:
+    """All frames on one PNG grid, row-major, plus the atlas ``<stem>.json`` beside it; returns the PNG path.
+
+    ``columns`` defaults to a near-square grid (:func:`sheet_columns`); more columns than frames are cut to one
+    row. The atlas holds ``image``, ``frame_width``, ``frame_height``, ``columns``, ``rows``, ``frames`` (each
+    frame's ``[x, y, w, h]``, in order), ``names`` (default ``frame_00000``, ...) and ``atlas``:
+    ``{name: {"x", "y", "w", "h"}}``. Both files are written atomically.
+    """
     width, height = _check_frames(frames)
     n = len(frames)
-    columns = columns or max(1, math.ceil(math.sqrt(n)))
+    if columns is not None and columns < 1:
+        raise ValueError(f"columns must be at least 1, got {columns}")
+    names = list(names) if names is not None else [f"frame_{k:05d}" for k in range(n)]
+    if len(names) != n or len(set(names)) != n:
+        raise ValueError(f"need {n} distinct names for {n} frames, got {len(names)} ({len(set(names))} distinct)")
+    columns = min(columns or sheet_columns(n), n)
     rows = math.ceil(n / columns)
     sheet = np.zeros((rows * height, columns * width, 4), dtype=np.uint8)
     rects = []
@@ -187,7 +208,11 @@ def write_sprite_sheet(frames: list[np.ndarray], path: str | Path, *, columns: i
         rects.append([x, y, width, height])
     path = Path(path)
     _write_atomic(path, encode_png(sheet))
-    doc = {"image": path.name, "frame_width": width, "frame_height": height, "columns": columns, "frames": rects}
+    atlas = {name: dict(zip("xywh", rect, strict=True)) for name, rect in zip(names, rects, strict=True)}
+    doc = {
+        "image": path.name, "frame_width": width, "frame_height": height, "columns": columns, "rows": rows,
+        "frames": rects, "names": names, "atlas": atlas,
+    }  # fmt: skip
     _write_atomic(path.with_suffix(".json"), (json.dumps(doc, indent=1) + "\n").encode())
     return path
 

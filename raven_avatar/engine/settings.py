@@ -119,12 +119,13 @@ _DEFAULT_ANIMEFX = [
     ["exclaim", _fx(["realization"], "sequence", 0.25, [f"fx_exclaim{i}" for i in (1, 2, 3)])],
 ]
 
+# = postprocessor.DEFAULT_CHAIN (settings.py imports the postprocessor only lazily); a test keeps them equal.
 _DEFAULT_CHAIN = [
     ["bloom", {}],
     ["chromatic_aberration", {}],
     ["vignetting", {}],
     ["translucent_display", {}],
-    ["banding", {}],
+    ["banding", {"strength": 0.2}],
     ["scanlines", {}],
 ]
 

@@ -53,11 +53,23 @@ def build_parser() -> argparse.ArgumentParser:
         "sheet), apng/gif (idle loops); repeatable",
     )
     p.add_argument("--emotions", nargs="+", metavar="EMOTION", help="--batch-export only these emotions")
+    p.add_argument("--sheet-columns", type=_positive_int, metavar="N",
+                   help="sprites per row of the sprite sheet (default: a near-square grid)")  # fmt: skip
     p.add_argument("--output-index", type=int, default=0, help="THA3 output to export (0: the posed image)")
     p.add_argument("--window-shot", type=Path, metavar="PNG",
                    help="open the window, save a screenshot of it once the first render shows, then exit (docs)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     return p  # fmt: skip
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _factory_reset(names: list[str] | None) -> int:
@@ -124,6 +136,7 @@ def _batch(args: argparse.Namespace) -> int:
         result = batch_export(
             EditorRenderer(poser), character, chosen, args.output,
             formats=sorted(formats), output_index=args.output_index, progress=progress,
+            sheet_columns=args.sheet_columns,
         )  # fmt: skip
     print(result.summary())
     return 0 if result.ok else 1

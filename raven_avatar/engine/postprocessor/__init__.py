@@ -14,6 +14,7 @@ from . import filters_camera, filters_display, filters_general, filters_light, f
 from .chain import (
     ALIASES,
     DEFAULT_CHAIN,
+    REFERENCE_CHAIN,
     ChainError,
     Postprocessor,
     Problem,
@@ -43,6 +44,7 @@ __all__ = [
     "ALIASES",
     "CATEGORIES",
     "DEFAULT_CHAIN",
+    "REFERENCE_CHAIN",
     "KINDS",
     "ChainError",
     "FilterSpec",

