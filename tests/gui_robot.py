@@ -254,6 +254,7 @@ class Robot:
     def reveal(self, item: int | str, tries: int = 60) -> tuple[float, float, float, float]:
         """Scroll ``item``'s column with the mouse wheel until the item is wholly in view; returns its rect."""
         child = self._scroll_parent(item)
+        down = True  # while the item is not drawn at all, wheel down to the end, then up
         for _ in range(tries):
             self.settle(1)
             r = self.rect(item)
@@ -262,13 +263,14 @@ class Robot:
                 return r
             if c is None:
                 break
-            # Which way: compare the item's layout position with the visible part of the column.
-            below = self.call(lambda: dpg.get_item_state(item).get("pos", [0, 0])[1] > dpg.get_y_scroll(child)
-                              + dpg.get_item_height(child) / 2 if dpg.does_item_exist(item) else True)  # fmt: skip
             if r is not None:
-                below = r[3] > c[3]
+                down = r[3] > c[3]
+            scroll = self.call(lambda: dpg.get_y_scroll(child))
             self.move(c[0] + 6, (c[1] + c[3]) / 2)  # the column's left margin: over no control
-            self.xdo("click", "5" if below else "4")
+            self.xdo("click", "5" if down else "4")
+            self.settle(1)
+            if r is None and self.call(lambda: dpg.get_y_scroll(child)) == scroll:
+                down = not down  # at the end of the column: the item is the other way
         raise RuntimeError(f"cannot scroll {item_path_safe(self, item)} into view")
 
     # -- operating one control ------------------------------------------------------------------------------------

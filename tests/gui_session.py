@@ -55,7 +55,7 @@ class PoseEditorSession:
 
     #: Controls that only hold a choice another action reads.
     options = {
-        "Batch export also writes idle loops (APNG + GIF; slow on CPU) [mvCheckbox]":
+        "Export idle loops too [mvCheckbox]":
             "read by Batch export (the journey exports with it)",
     }  # fmt: skip
     texts: dict[str, str] = {}

@@ -23,7 +23,7 @@ T = TypeVar("T")
 WIDTH = 620
 
 
-class LoadingCancelled(Exception):
+class LoadingCancelledError(Exception):
     """The user pressed Cancel (or closed the window) while loading."""
 
 
@@ -41,7 +41,7 @@ def describe(event: progress.FetchEvent) -> tuple[str, float | None, str]:
 def load_with_view(shell: Shell, title: str, work: Callable[[], T]) -> T:
     """Run ``work()`` on a thread while ``shell`` shows its progress; its result, or its exception re-raised.
 
-    Raises :class:`LoadingCancelled` when the user cancels or closes the window.
+    Raises :class:`LoadingCancelledError` when the user cancels or closes the window.
     """
     events: list[progress.FetchEvent] = []
     outcome: dict[str, Any] = {}
@@ -89,5 +89,5 @@ def load_with_view(shell: Shell, title: str, work: Callable[[], T]) -> T:
         raise outcome["error"]
     if "value" not in outcome:
         sub.cancel()
-        raise LoadingCancelled("cancelled while loading")
+        raise LoadingCancelledError("cancelled while loading")
     return outcome["value"]

@@ -52,6 +52,7 @@ class Shell:
                             min_height=min_size[1], disable_close=True)  # fmt: skip
         self.filedrop = FileDrop()
         self.frames = 0  # frames drawn
+        self.shown = False
         self._calls: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future]] = queue.Queue()
         self._last_input = time.monotonic()
         self._last_frame = 0.0
@@ -66,7 +67,10 @@ class Shell:
                            "Nothing was lost; the details are in the log.")  # fmt: skip
 
     def show(self) -> None:
-        """Create the window on screen (after the widgets are built)."""
+        """Create the window on screen (once; widgets may be added before or after)."""
+        if self.shown:
+            return
+        self.shown = True
         self.hotkeys.install()
         dpg.setup_dearpygui()
         dpg.show_viewport()

@@ -1,7 +1,5 @@
-"""Text laid out for a width in pixels, breaking long paths at their separators instead of in mid-word.
-
-ImGui wraps only at spaces and cuts a long path wherever the line ends; status lines are full of paths.
-"""
+"""Text for the apps: laid out for a width in pixels (long paths break at their separators, not in mid-word, as
+ImGui would cut them), and tooltips."""
 
 from __future__ import annotations
 
@@ -56,3 +54,10 @@ def fit_lines(text: str, width: float) -> str:
                     line = candidate
         lines.append(line)
     return "\n".join(lines)
+
+
+def tooltip(parent: int | str, text: str) -> None:
+    """Show ``text`` (wrapped) while the mouse rests on ``parent``; nothing for an empty text."""
+    if text:
+        with dpg.tooltip(parent):
+            dpg.add_text(text, wrap=420)

@@ -56,8 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet-columns", type=_positive_int, metavar="N",
                    help="sprites per row of the sprite sheet (default: a near-square grid)")  # fmt: skip
     p.add_argument("--output-index", type=int, default=0, help="THA3 output to export (0: the posed image)")
-    p.add_argument("--window-shot", type=Path, metavar="PNG",
-                   help="open the window, save a screenshot of it once the first render shows, then exit (docs)")
+    p.add_argument(
+        "--window-shot",
+        type=Path,
+        metavar="PNG",
+        help="open the window, save a screenshot of it once the first render shows, then exit (docs)",
+    )
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     return p  # fmt: skip
 
@@ -163,9 +167,14 @@ def main(argv: list[str] | None = None) -> int:
             log.error("no display (DISPLAY is not set): the editor window needs a desktop session. "
                       "Headless, use --batch-export or --factory-reset.")  # fmt: skip
             return 1
+        from raven_avatar.gui.loading import LoadingCancelledError
         from raven_avatar.pose_editor.app import create_app, window_shot
 
-        app = create_app(character=args.character, device=args.device, variant=args.model)
+        try:
+            app = create_app(character=args.character, device=args.device, variant=args.model)
+        except LoadingCancelledError:  # the window's Cancel during the first download
+            log.info("cancelled while loading")
+            return 1
         return app.run(None if args.window_shot is None else window_shot(args.window_shot))
     except (CharacterError, TemplateError, DownloadError, FileNotFoundError, ValueError, OSError) as e:
         log.error("%s", e)

@@ -32,8 +32,9 @@ from raven_avatar.gui.filedialog import IMAGE_EXTENSIONS
 from raven_avatar.gui.helpcard import show_help
 from raven_avatar.gui.hotkeys import ComboList
 from raven_avatar.gui.listview import ListView
+from raven_avatar.gui.loading import load_with_view
 from raven_avatar.gui.shell import Shell
-from raven_avatar.gui.text import fit_lines
+from raven_avatar.gui.text import fit_lines, tooltip
 from raven_avatar.gui.texture import ImageView, flatten_over
 from raven_avatar.gui.theme import ERROR_COLOUR, OK_COLOUR
 from raven_avatar.pose_editor.batch import BatchResult, batch_export
@@ -174,8 +175,9 @@ class PoseEditorApp:
 
     # -- building -----------------------------------------------------------------------------------------------------
 
-    def build(self, size: tuple[int, int] = WINDOW_SIZE) -> None:
-        self.shell = shell = Shell(TITLE, size=size, min_size=MIN_WINDOW_SIZE)
+    def build(self, shell: Shell | None = None) -> None:
+        """Build the window into ``shell`` (one already showing a loading view), or a new one."""
+        self.shell = shell = shell or Shell(TITLE, size=WINDOW_SIZE, min_size=MIN_WINDOW_SIZE)
         self.cb, self.dialogs, self.hotkeys = shell.callbacks, shell.dialogs, shell.hotkeys
         registry = dpg.add_texture_registry()
         self._slider_end = dpg.add_item_handler_registry()
@@ -209,14 +211,14 @@ class PoseEditorApp:
         self.w["show_cels"] = dpg.add_checkbox(label="Show cels blended in [Ctrl+K]", parent=row,
                                                callback=self.cb.value(self.model.set_show_cels_in_source))  # fmt: skip
         self.source_view = ImageView(parent, IMAGE_SIZE, IMAGE_SIZE, texture_registry=registry)
-        dpg.add_text("Emotion preset [Ctrl+P, then Up/Down/Home/End]", parent=parent)
+        dpg.add_text("Emotion preset [Ctrl+P, then Up/Down]", parent=parent)
         self.presets = ListView(self.cb, parent, height=180, label="Emotion presets", on_select=self.apply_preset)
         self.presets.set_items(self.model.preset_names())
         self.w["presets"] = self.presets.item
         self.hotkeys.add_list(self.presets)
-        row = dpg.add_group(horizontal=True, parent=parent)
-        dpg.add_button(label="Load character [Ctrl+O]", parent=row, callback=self.cb.click(self.action_load_character))
-        dpg.add_button(label="Load template [Ctrl+Shift+O]", parent=row,
+        dpg.add_button(label="Load character [Ctrl+O]", parent=parent,
+                       callback=self.cb.click(self.action_load_character))  # fmt: skip
+        dpg.add_button(label="Load template [Ctrl+Shift+O]", parent=parent,
                        callback=self.cb.click(self.action_load_template))  # fmt: skip
 
     def apply_preset(self, name: str) -> None:
@@ -319,8 +321,8 @@ class PoseEditorApp:
         dpg.add_button(label="Batch export [Ctrl+Shift+S]", parent=row,
                        callback=self.cb.click(self.action_batch_export))  # fmt: skip
         dpg.add_button(label="Help [F1]", parent=row, callback=self.cb.click(self.action_help))
-        self.w["loops"] = dpg.add_checkbox(label="Batch export also writes idle loops (APNG + GIF; slow on CPU)",
-                                           parent=parent)  # fmt: skip
+        self.w["loops"] = dpg.add_checkbox(label="Export idle loops too", parent=parent)
+        tooltip(self.w["loops"], "Batch export also writes an animated idle loop per emotion (APNG + GIF; slow on CPU)")
         row = dpg.add_group(horizontal=True, parent=parent)
         dpg.add_button(label="Undo [Ctrl+Z]", parent=row, callback=self.cb.click(self.model.undo))
         dpg.add_button(label="Redo [Ctrl+Shift+Z]", parent=row, callback=self.cb.click(self.model.redo))
@@ -674,16 +676,28 @@ def create_app(character: str | Path | None = None, device: str = "auto", varian
     """Load THA3 and the character, build the window (the default character when none is given)."""
     from raven_avatar.engine.poser import default_character, load_poser
 
-    poser = load_poser(variant, device)
+    shell = Shell(TITLE, size=WINDOW_SIZE, min_size=MIN_WINDOW_SIZE)
+    shell.show()  # at once: the first start downloads the weights, and the loading view says so
+
+    def load() -> tuple[Poser, Path | None, Exception | None]:
+        poser = load_poser(variant, device)
+        if character is not None:
+            return poser, Path(character), None
+        try:
+            return poser, default_character(), None
+        except Exception as e:  # offline and nothing cached: start empty, say why
+            return poser, None, e
+
+    try:
+        poser, path, problem = load_with_view(shell, "Loading THA3", load)
+    except BaseException:
+        shell.close()
+        raise
     model = EditorModel(renderer=EditorRenderer(poser))
     app = PoseEditorApp(model, poser)
-    app.build()
-    path = Path(character) if character is not None else None
-    if path is None:
-        try:
-            path = default_character()
-        except Exception as e:  # offline and nothing cached: start empty, say why
-            app.dialogs.error(f"Could not get the default character: {e}\nLoad one with Ctrl+O.")
+    app.build(shell)
+    if problem is not None:
+        app.dialogs.error(f"Could not get the default character: {problem}\nLoad one with Ctrl+O.")
     if path is not None:
         app.open_character(path)
     if poser.notice:

@@ -51,10 +51,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from raven_avatar.engine.character import CharacterError
     from raven_avatar.engine.download import DownloadError
+    from raven_avatar.gui.loading import LoadingCancelledError
 
     try:
         app = create_app(args.character, args.settings, device=args.device, variant=args.variant,
                          size=(args.width, args.height))  # fmt: skip
+    except LoadingCancelledError:
+        log.info("cancelled while loading")
+        return 1
     except (CharacterError, DownloadError, OSError, ValueError) as exc:
         log.error("%s", exc)
         return 1
@@ -80,8 +84,10 @@ def create_app(character: Path | None, settings_path: Path | None, *, device: st
     """
     from raven_avatar.engine import Avatar
     from raven_avatar.engine import settings as settingsmod
+    from raven_avatar.gui.loading import load_with_view
+    from raven_avatar.gui.shell import Shell
 
-    from .app import SettingsEditorApp
+    from .app import MIN_WINDOW_SIZE, TITLE, SettingsEditorApp
     from .engine_link import EngineLink
     from .model import EditorModel
 
@@ -94,11 +100,18 @@ def create_app(character: Path | None, settings_path: Path | None, *, device: st
         settings_path = None
     if problems:
         startup_errors.append("Some settings had problems (the rest apply):\n" + "\n".join(f"- {p}" for p in problems))
-    avatar = Avatar(character, settings, device=device, variant=variant)
+    shell = Shell(TITLE, size=size, min_size=MIN_WINDOW_SIZE)
+    shell.show()  # at once: the first start downloads the weights, and the loading view says so
+    try:
+        avatar = load_with_view(shell, "Loading THA3", lambda: Avatar(character, settings, device=device,
+                                                                      variant=variant))  # fmt: skip
+    except BaseException:
+        shell.close()
+        raise
     link = EngineLink(avatar)
     model = EditorModel(link, settings=settings, settings_path=settings_path)
     app = SettingsEditorApp(model, width=size[0], height=size[1], speaker=_speaker(avatar))
-    app.build()
+    app.build(shell)
     for message in startup_errors:
         app.show_error(message, "Settings problems")
     avatar.start()

@@ -26,13 +26,13 @@ from raven_avatar.gui.filedialog import IMAGE_EXTENSIONS
 from raven_avatar.gui.helpcard import show_help
 from raven_avatar.gui.listview import ListView
 from raven_avatar.gui.shell import Shell
-from raven_avatar.gui.text import fit_lines
+from raven_avatar.gui.text import fit_lines, tooltip
 from raven_avatar.gui.theme import WARN_COLOUR
 from raven_avatar.gui.x11_visibility import WindowVisibility
 
 from . import backdrop as backdropmod
 from .model import ActionError, EditorModel
-from .panels import RESET, ChainPanel, SettingsPanel, pretty, rgb01, tooltip
+from .panels import RESET, ChainPanel, SettingsPanel, pretty, rgb01
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +114,10 @@ class SettingsEditorApp:
 
     # ========================================================================================================= build
 
-    def build(self) -> None:
-        self.shell = shell = Shell(TITLE, size=(self.layout.width, self.layout.height), min_size=MIN_WINDOW_SIZE)
+    def build(self, shell: Shell | None = None) -> None:
+        """Build the window into ``shell`` (one already showing a loading view), or a new one."""
+        self.shell = shell = shell or Shell(TITLE, size=(self.layout.width, self.layout.height),
+                                            min_size=MIN_WINDOW_SIZE)  # fmt: skip
         self.cb, self.dialogs, self.hotkeys = shell.callbacks, shell.dialogs, shell.hotkeys
         # The close button asks first when there are unsaved changes (request_quit).
         dpg.set_viewport_resize_callback(self.cb.click(self._relayout))

@@ -472,7 +472,7 @@ class EditorModel:
             raise ActionError(str(exc)) from None
 
     def feel(self, text: str) -> None:
-        """"Say or feel": the avatar takes the emotion of ``text``. The classifier runs on a helper thread (its
+        """ "Say or feel": the avatar takes the emotion of ``text``. The classifier runs on a helper thread (its
         first use loads the model); :attr:`feeling` then holds ``(emotion, score, top three)``, or an error event
         arrives through the engine link (:meth:`tick` shows it)."""
         text = text.strip()

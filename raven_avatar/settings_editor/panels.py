@@ -16,6 +16,7 @@ from raven_avatar.engine import settings as settingsmod
 from raven_avatar.engine.compositing import ANIMEFX_KINDS
 from raven_avatar.engine.postprocessor import ParamSpec, filters
 from raven_avatar.gui.callbacks import Callbacks
+from raven_avatar.gui.text import tooltip
 
 from .chain_edit import FilterInstance
 from .model import ActionError, EditorModel
@@ -35,12 +36,6 @@ ErrorSink = Callable[[str], None]
 def pretty(name: str) -> str:
     """``snake_case`` -> ``Snake case``."""
     return name.replace("_", " ").capitalize()
-
-
-def tooltip(parent: int | str, text: str) -> None:
-    if text:
-        with dpg.tooltip(parent):
-            dpg.add_text(text, wrap=420)
 
 
 def rgb01(value: Any) -> list[float]:
