@@ -318,14 +318,18 @@ class Robot:
 
     def _pick_colour(self, x0: float, y0: float, x1: float, y1: float) -> str:
         """Click the swatch, find the picker popup (where the window changed) and click into its colour square."""
-        self.park()
-        before = window_pixels(self.call, self.screenshot)
-        self.click(x1 - (y1 - y0) / 2, (y0 + y1) / 2)
-        self.park()
-        after = window_pixels(self.call, self.screenshot)
-        changed = np.abs(before.astype(np.int16) - after.astype(np.int16)).max(axis=-1) > 24
-        ys, xs = np.nonzero(changed)
-        if len(xs) < 100:
+        for _attempt in range(3):  # a click that only closed some other popup opens nothing: try again
+            self.park()
+            before = window_pixels(self.call, self.screenshot)
+            self.click(x1 - (y1 - y0) / 2, (y0 + y1) / 2)
+            self.park()
+            after = window_pixels(self.call, self.screenshot)
+            changed = np.abs(before.astype(np.int16) - after.astype(np.int16)).max(axis=-1) > 24
+            ys, xs = np.nonzero(changed)
+            if len(xs) >= 100:
+                break
+            self.key("Escape")
+        else:
             raise RuntimeError("the colour picker did not open")
         ox, oy = self._origin or self.origin()
         px0, py0, px1, py1 = xs.min(), ys.min(), xs.max(), ys.max()
