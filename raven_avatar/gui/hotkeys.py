@@ -89,6 +89,7 @@ class HotkeyTable:
         self.entries: list[Hotkey] = []
         self.notes: list[tuple[str, str]] = []  # (chord, description) documented but handled elsewhere
         self._lists: list[Browsable] = []
+        self._installed = False
         self._current: Browsable | None = None  # the list last clicked or focused by a hotkey
         # Keys held down, from press/release events in queue order: callbacks may run a frame after the event, when
         # a quick Ctrl+S is already released, so is_key_down() at dispatch time would miss the Ctrl.
@@ -117,6 +118,10 @@ class HotkeyTable:
         self._current = next((t for t in self._lists if dpg.is_item_hovered(t.item)), None)
 
     def install(self) -> None:
+        """Listen to the keyboard (once: a second registry would run every hotkey twice)."""
+        if self._installed:
+            return
+        self._installed = True
         with dpg.handler_registry():
             dpg.add_key_press_handler(callback=self._cb.value(self._pressed))
             dpg.add_key_release_handler(callback=self._cb.value(self._released))

@@ -409,7 +409,6 @@ class SettingsEditorApp:
         h.note("Up/Down/Home/End", "Switch emotion (after Ctrl+E or a click in the list)")
         h.note("Esc / Enter", "Close / accept a dialog")
         h.note("Ctrl+click", "Type an exact value into a slider")
-        h.install()
 
     # ====================================================================================================== dialogs
 
