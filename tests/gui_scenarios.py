@@ -218,6 +218,18 @@ def pose_journey(session, args, report: dict[str, Any]) -> None:
     wait(session, "redo", lambda: m.cels["blush1"] == blush, 30)
     report["undo_redo"] = True
 
+    # Ctrl+O takes a JPEG as it is (the old dialog renamed it to .png); the engine says why it cannot be used.
+    from PIL import Image
+
+    jpeg = out / "photo.jpg"
+    Image.new("RGB", (512, 512), (200, 120, 90)).save(jpeg)
+    robot.key("ctrl+o")
+    type_path(robot, session, jpeg)
+    wait(session, "the JPEG's error", lambda: app.dialogs.open_kind == "message", 60)
+    report["jpeg_error"] = session.call(lambda: app.dialogs.history[-1])
+    robot.key("Escape")
+    wait(session, "the error to close", lambda: not app.dialogs.is_open, 30)
+
     # Save through the file dialog, typing an absolute path; the files appear.
     saved = out / "saved" / "journey.png"
     saved.parent.mkdir(parents=True, exist_ok=True)

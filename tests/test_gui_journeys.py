@@ -28,6 +28,8 @@ def test_pose_editor_journey(tmp_path, gui_env, example_character_png):
     assert r["mouth_group"] == "mouth_ooo"
     assert r["output_change"] > 1.0  # the head turned and the blush cel shows in the output view
     assert r["undo_redo"]
+    title, text = r["jpeg_error"]
+    assert "photo.jpg" in text and "alpha" in text.lower()
     saved = out / "saved" / "journey.png"
     with Image.open(saved) as im:
         assert im.mode == "RGBA" and im.size == (512, 512)

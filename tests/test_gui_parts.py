@@ -1,0 +1,70 @@
+"""The GUI's pure parts without a window: typed paths, remembered folders, line breaking of paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from raven_avatar.gui.filedialog import resolve
+from raven_avatar.gui.folders import FolderMemory, writable_default
+
+
+def test_typed_paths_resolve_like_a_shell(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    here = tmp_path / "here"
+    # An absolute path stays absolute (the old dialog joined it onto the current folder).
+    assert resolve("/tmp/x/a.png", here) == Path("/tmp/x/a.png")
+    assert resolve("~/pics/a.png", here) == tmp_path / "home" / "pics" / "a.png"
+    assert resolve("  sub/a.png ", here) == here / "sub" / "a.png"
+
+
+def test_folders_are_remembered_per_kind_and_across_runs(tmp_path):
+    memory_file = tmp_path / "data" / "gui_folders.json"
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    memory = FolderMemory(memory_file)
+    memory.remember("character", a)
+    memory.remember("export", b)
+    again = FolderMemory(memory_file)
+    assert again.get("character") == a.resolve() and again.get("export") == b.resolve()
+    assert again.get("settings", fallback=a) == a  # never used: the fallback
+    b.rmdir()
+    assert again.get("export", fallback=a) == a  # a folder that vanished is not proposed
+
+
+def test_a_damaged_memory_file_only_loses_the_folders(tmp_path):
+    path = tmp_path / "gui_folders.json"
+    path.write_text("{not json")
+    assert FolderMemory(path).get("character") == Path.home()
+
+
+def test_saving_never_starts_in_the_model_cache(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RAVEN_AVATAR_CACHE_DIR", str(cache))
+    default_character_folder = cache / "tha3" / "characters"
+    default_character_folder.mkdir(parents=True)
+    assert writable_default(default_character_folder) == Path.home()
+    mine = tmp_path / "my_characters"
+    mine.mkdir()
+    assert writable_default(mine) == mine
+    memory = FolderMemory(tmp_path / "m.json")
+    assert memory.get("save", default_character_folder, for_saving=True) == Path.home()
+
+
+def test_long_paths_break_at_separators():
+    dpg = pytest.importorskip("dearpygui.dearpygui")
+    from raven_avatar.gui.text import fit_lines
+
+    dpg.create_context()
+    try:
+        text = "Saved /home/someone/characters/aria/exports/sprites/aria_joy.png and aria_joy.json"
+        lines = fit_lines(text, 200).split("\n")
+        assert len(lines) > 1
+        assert all(len(line) * 8.5 <= 200 + 1 for line in lines)
+        # No word is cut in the middle: every break falls after a "/" or at a space.
+        for line in lines[:-1]:
+            assert line.endswith("/") or " " in text[text.index(line) + len(line) : text.index(line) + len(line) + 1]
+    finally:
+        dpg.destroy_context()
