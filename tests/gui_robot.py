@@ -165,17 +165,9 @@ class Robot:
     def rect(self, item: int | str) -> tuple[float, float, float, float] | None:
         """(x0, y0, x1, y1) of ``item`` on the screen, or None when it was not drawn in the last frame."""
 
-        def query():
-            if not dpg.does_item_exist(item):
-                return None
-            st = dpg.get_item_state(item)
-            # Child windows report no "visible"/"rect_min"; their "pos" is in the primary window, i.e. the viewport.
-            if not st.get("visible", True) or "rect_size" not in st:
-                return None
-            (x, y), (w, h) = st.get("rect_min", st.get("pos")), st["rect_size"]
-            return x, y, x + w, y + h
+        return self._screen(self.call(lambda: _viewport_rect(item)))
 
-        r = self.call(query)
+    def _screen(self, r: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
         if r is None:
             return None
         ox, oy = self._origin or self.origin()
@@ -194,9 +186,9 @@ class Robot:
     def click(self, x: float, y: float, button: int = 1, repeat: int = 1) -> None:
         self.move(x, y)
         self.xdo("click", "--repeat", str(repeat), "--delay", "90", str(button))
-        self.settle(2)
+        self.settle(1)
 
-    def drag(self, x0: float, y0: float, x1: float, y1: float, steps: int = 6) -> None:
+    def drag(self, x0: float, y0: float, x1: float, y1: float, steps: int = 3) -> None:
         self.move(x0, y0)
         self.xdo("mousedown", "1")
         self.settle(1)
@@ -257,15 +249,15 @@ class Robot:
         down = True  # while the item is not drawn at all, wheel down to the end, then up
         for _ in range(tries):
             self.settle(1)
-            r = self.rect(item)
-            c = self.rect(child) if child is not None else None
+            r, c, scroll = self.call(lambda: (_viewport_rect(item), _viewport_rect(child) if child else None,
+                                              dpg.get_y_scroll(child) if child else 0.0))  # fmt: skip
+            r, c = self._screen(r), self._screen(c)
             if r is not None and (c is None or (r[1] >= c[1] - 1 and r[3] <= c[3] + 1)):
                 return r
             if c is None:
                 break
             if r is not None:
                 down = r[3] > c[3]
-            scroll = self.call(lambda: dpg.get_y_scroll(child))
             self.move(c[0] + 6, (c[1] + c[3]) / 2)  # the column's left margin: over no control
             self.xdo("click", "5" if down else "4")
             self.settle(1)
@@ -366,6 +358,18 @@ class Robot:
         top = y1 + 8 if y1 + popup_h < oy + vh else y0 - popup_h + 8
         self.click(x0 + 20, top + (target + 0.5) * ROW_H)
         return f"pick entry {items[target]!r}"
+
+
+def _viewport_rect(item: int | str) -> tuple[float, float, float, float] | None:
+    """(x0, y0, x1, y1) of ``item`` in the viewport as last drawn, or None (not drawn: clipped, hidden, gone)."""
+    if not dpg.does_item_exist(item):
+        return None
+    st = dpg.get_item_state(item)
+    # Child windows report no "visible"/"rect_min"; their "pos" is in the primary window, i.e. the viewport.
+    if not st.get("visible", True) or "rect_size" not in st:
+        return None
+    (x, y), (w, h) = st.get("rect_min", st.get("pos")), st["rect_size"]
+    return x, y, x + w, y + h
 
 
 def _label_width(item: int | str) -> float:

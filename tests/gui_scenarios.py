@@ -205,7 +205,7 @@ def pose_journey(session, args, report: dict[str, Any]) -> None:
     before = region(robot, app.output_view.image, shot(robot, session))
     robot.operate(robot.find(win, "head_x [mvSliderFloat]"), "mvSliderFloat")
     robot.operate(robot.find(win, "blush1 [mvSliderFloat]"), "mvSliderFloat")
-    wait(session, "the head and blush edits", lambda: m.cels["blush1"] > 0 and abs(m.pose[_index("head_x")]) > 0)
+    wait(session, "the head and blush edits", lambda: m.cels["blush1"] > 0 and abs(m.pose[_index("head_x_index")]) > 0)
     wait(session, "their render", lambda: pose_rendered(session))
     after = region(robot, app.output_view.image, shot(robot, session))
     report["output_change"] = float(abs(before - after).mean())
@@ -240,7 +240,12 @@ def pose_journey(session, args, report: dict[str, Any]) -> None:
 
     # Change something, then load the saved template back (Ctrl+Shift+O, typed path).
     robot.operate(robot.find(win, "head_y [mvSliderFloat]"), "mvSliderFloat")
-    wait(session, "the head_y edit", lambda: m.pose[_index("head_y")] != report["saved_pose"][_index("head_y")], 30)
+    wait(
+        session,
+        "the head_y edit",
+        lambda: m.pose[_index("head_y_index")] != report["saved_pose"][_index("head_y_index")],
+        30,
+    )
     robot.key("ctrl+shift+o")
     type_path(robot, session, saved.with_suffix(".json"))
     wait(session, "the loaded template", lambda: list(m.pose) == report["saved_pose"], 60)
