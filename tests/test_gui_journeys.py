@@ -26,7 +26,7 @@ def test_pose_editor_journey(tmp_path, gui_env, example_character_png):
     left, right = r["eyebrows"]
     assert left > 0 and right == pytest.approx(left)  # Link L/R: one drag moved both sides
     assert r["mouth_group"] == "mouth_ooo"
-    assert r["output_change"] > 1.0  # the head turned and the blush cel shows in the output view
+    assert r["output_change"] > 0.3  # the head turned and the blush cel shows in the output view
     assert r["undo_redo"]
     title, text = r["jpeg_error"]
     assert "photo.jpg" in text and "alpha" in text.lower()

@@ -347,7 +347,7 @@ class PoseEditorApp:
         side = min(flex, cols.height - 250)
         self.source_view.fit(flex, side)
         self.output_view.fit(flex, side)
-        self.presets.set_height(max(90, cols.height - side - 95))
+        self.presets.set_height(max(90, cols.height - side - 128))  # room for the two Load buttons
         self._status_width = flex - 10
 
     # -- hotkeys ------------------------------------------------------------------------------------------------------
