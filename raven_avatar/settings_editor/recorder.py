@@ -2,7 +2,8 @@
 a WebM (VP9 with alpha) made from it at the end.
 
 Each engine frame is written once (``frame_00000.png`` ...) through :class:`~raven_avatar.engine.export.
-PngSequenceWriter`; ``timing.json`` lists every file with the time (seconds since the first recorded frame) at which
+PngSequenceWriter` (staged beside the folder and moved in when stopping, so the folder never mixes two
+recordings); ``timing.json`` lists every file with the time (seconds since the first recorded frame) at which
 the engine produced it. The WebM is resampled onto a steady ``fps`` grid from those times (a slow device repeats
 frames rather than playing fast), so it plays at real speed.
 """
@@ -10,7 +11,6 @@ frames rather than playing fast), so it plays at real speed.
 from __future__ import annotations
 
 import bisect
-import json
 import logging
 import queue
 import threading
@@ -78,11 +78,7 @@ class Recorder:
         """Write what is queued, ``timing.json`` and the WebM (if asked); returns the timing file's path."""
         self._queue.put(None)
         self._thread.join()
-        path = self.writer.close()
-        if self.dropped:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            doc["dropped"] = self.dropped
-            path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        path = self.writer.close({"dropped": self.dropped} if self.dropped else None)
         if self.video and self.writer.frames:
             try:
                 write_webm(_Resampled(self.folder, self.writer.frames, self.fps), self.folder / VIDEO_FILE, self.fps)
