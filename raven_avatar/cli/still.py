@@ -7,7 +7,6 @@ chain are applied as in the live view.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -26,12 +25,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _read_pose(path: Path) -> dict:
+    from ..engine.fileio import read_json
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ValueError(f"cannot read pose file {path}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+        data = read_json(path)
+    except FileNotFoundError:
+        raise ValueError(f"cannot read pose file {path}: file not found") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a pose file is a JSON object of pose keys, got {type(data).__name__}")
     return data

@@ -19,7 +19,6 @@ timestamped folder under ``<user data dir>/emotions/backups/``, which :func:`res
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -33,7 +32,7 @@ from pathlib import Path
 import torch
 
 from raven_avatar.engine.character import SUPPORTED_CELS
-from raven_avatar.engine.fileio import atomic_write, atomic_write_json
+from raven_avatar.engine.fileio import JsonFileError, atomic_write, atomic_write_json, read_json
 from raven_avatar.engine.paths import asset_path, user_data_dir
 from raven_avatar.engine.pose import KEYS, pose_from_dict, pose_to_dict
 
@@ -158,13 +157,9 @@ def template_from_json(name: str, data: object, where: str = "") -> EmotionTempl
 
 def _read_json(path: Path) -> object:
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise TemplateError(f"{path}: not UTF-8 text ({e})") from e
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TemplateError(f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from e
+        return read_json(path)
+    except JsonFileError as e:
+        raise TemplateError(str(e)) from None
 
 
 def parse_template_file(path: str | os.PathLike[str]) -> dict[str, EmotionTemplate]:

@@ -289,7 +289,7 @@ def read_json(path: str | os.PathLike[str]) -> object:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise JsonFileError(f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from None
+        raise JsonFileError(f"{path}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}") from None
     except RecursionError:
         raise JsonFileError(f"{path}: JSON nested far too deep (more than {MAX_JSON_DEPTH} levels)") from None
     if _depth(data) > MAX_JSON_DEPTH:
