@@ -217,7 +217,7 @@ def test_factory_reset_and_restore():
     assert list_backups()[-1] == everything
 
     # Restoring the latest backup brings back anger and fear, not joy (it was already reset then).
-    assert restore_backup() == everything
+    assert restore_backup().source == everything
     assert sorted(p.stem for p in user.glob("*.json")) == ["anger", "fear"]
     # A restore is itself backed up, and the older backup brings joy back too.
     restore_backup(backup)
