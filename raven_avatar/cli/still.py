@@ -43,9 +43,11 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.download import DownloadError
     from ..engine.emotions import TemplateError, load_templates
     from ..engine.export import write_png
+    from ..engine.fileio import check_writable
     from ..engine.pipeline import render_still
     from ..engine.poser import default_character, load_poser
     from ..engine.postprocessor import ChainError
+    from ..engine.report import capped
     from ..engine.settings import SettingsError
 
     if args.pose and args.emotion:
@@ -55,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         log.error("--output must be a .png file, got %s", args.output)
         return 2
     try:
+        check_writable(args.output)  # before the slow work: a read-only folder is reported at once
         character = load_character(args.character or default_character())
         values: dict = {}
         cels: dict[str, float] = {}
@@ -62,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
             values = _read_pose(args.pose)
         elif args.emotion:
             templates = load_templates(character.path)
-            for p in templates.problems:
-                log.warning("%s", p)
+            for line in capped(templates.problems):
+                log.warning("%s", line)
             if args.emotion == "zero":
                 template = templates.zero
             elif args.emotion not in templates:
@@ -73,13 +76,13 @@ def run(args: argparse.Namespace) -> int:
             log.info("emotion %s from %s", args.emotion, templates.sources.get(args.emotion, "factory"))
             values, cels = template.pose, template.cels
         vector, problems = posemod.pose_from_dict(values)
-        for p in problems:
-            log.warning("%s", p)
+        for line in capped(problems):
+            log.warning("%s", line)
         settings = None
         if args.settings:
             settings, problems = resolve_settings(args.settings)
-            for p in problems:
-                log.warning("settings: %s (not applied)", p)
+            for line in capped([str(p) for p in problems]):
+                log.warning("settings: %s (not applied)", line)
         poser = load_poser(args.variant, args.device)
         if poser.notice:
             log.warning("%s", poser.notice)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from raven_avatar.engine.fileio import atomic_path
+from raven_avatar.engine.fileio import atomic_path, check_writable
 from raven_avatar.engine.imageio import ImageFileError, open_image
 from raven_avatar.engine.postprocessor.colorspace import linear_to_srgb, srgb_to_linear
 from raven_avatar.engine.upscaler import MAX_FACTOR, MIN_FACTOR, MODES, PRESETS, QUALITIES, Upscaler
@@ -78,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
         log.error("--device cuda: no CUDA device is available")
         return 1
     try:
+        check_writable(args.output)
         image = _read_png(args.input)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         log.error("%s", exc)
         return 1
     upscaler = Upscaler(

@@ -174,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.output is None:
                 log.error("--batch-export needs --output DIR")
                 return 2
+            from raven_avatar.engine.poser.model import THA3
+
+            if not 0 <= args.output_index < len(THA3.OUTPUT_NAMES):  # checked before loading anything
+                log.error("--output-index must be 0..%d (0: the posed image), got %d", len(THA3.OUTPUT_NAMES) - 1,
+                          args.output_index)  # fmt: skip
+                return 2
             return _batch(args)
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             log.error("no display (DISPLAY is not set): the editor window needs a desktop session. "
