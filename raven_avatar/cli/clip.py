@@ -74,11 +74,12 @@ def run(args: argparse.Namespace) -> int:
     if kind is None:
         log.error("--output must be a folder or end in .png, .apng, .gif or .webm, got %s", args.output)
         return 2
-    count = max(1, round(args.seconds * args.fps))
-    if count > _MAX_FRAMES:
-        log.error("--seconds %g at --fps %g is %d frames, too many (at most %d)", args.seconds, args.fps, count,
+    frames = args.seconds * args.fps  # both finite and > 0, but the product can still overflow to inf
+    if not frames <= _MAX_FRAMES:
+        log.error("--seconds %g at --fps %g is %g frames, too many (at most %d)", args.seconds, args.fps, frames,
                   _MAX_FRAMES)  # fmt: skip
         return 2
+    count = max(1, round(frames))
 
     from tqdm import tqdm
 

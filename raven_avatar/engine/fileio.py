@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 #: JSON nested deeper than this is refused (our files nest 4 levels; deep nesting only ever comes from bad input).
 MAX_JSON_DEPTH = 32
 _TEMP_RE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
-_cleaned: set[str] = set()  # folders already swept for stale temporary files in this process
+_cleaned: dict[str, int] = {}  # folder -> its mtime when last swept for stale temporary files
 
 
 class JsonFileError(ValueError):
@@ -72,18 +72,18 @@ def _pid_running(pid: int) -> bool:
 def clean_stale_temp(folder: Path) -> list[Path]:
     """Remove the temporary files and folders in ``folder`` left by processes that no longer run; returns them.
 
-    Best effort (a read-only folder is left as it is); each folder is swept once per process.
+    Best effort (a read-only folder is left as it is). A folder is swept again only after it changed (its mtime).
     """
     folder = Path(folder)
     key = str(folder.absolute())
-    if key in _cleaned:
-        return []
-    _cleaned.add(key)
-    removed = []
     try:
+        mtime = folder.stat().st_mtime_ns
+        if _cleaned.get(key) == mtime:
+            return []
         entries = list(os.scandir(folder))
     except OSError:
         return []
+    removed = []
     for entry in entries:
         m = _TEMP_RE.match(entry.name)
         if m is None or int(m.group(1)) == os.getpid() or _pid_running(int(m.group(1))):
@@ -99,6 +99,8 @@ def clean_stale_temp(folder: Path) -> list[Path]:
         removed.append(Path(entry.path))
     if removed:
         log.info("removed %d stale temporary file(s) left in %s by an interrupted run", len(removed), folder)
+    with contextlib.suppress(OSError):
+        _cleaned[key] = folder.stat().st_mtime_ns
     return removed
 
 

@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 from raven_avatar.engine.download import (
+    ChecksumError,
     DownloadError,
     download_file,
     extract_from_wheel,
@@ -100,6 +101,12 @@ def fetch_pack(*, timeout: float = 30) -> Path:
     expected = PACK_SHA256 or recorded_pack_sha256()
     try:
         download_file(PACK_URL, zip_path, sha256=expected, desc="Anime4K v4 shaders", timeout=timeout)
+    except ChecksumError as exc:
+        source = target / "SOURCE.txt"
+        raise ChecksumError(
+            zip_path, exc.expected, exc.actual, f"It differs from the first download, recorded in {source}; it was "
+            "deleted. If upstream really changed the file, delete SOURCE.txt to accept the new one"
+        ) from exc
     except DownloadError as exc:
         raise type(exc)(
             f"{exc}. The Anime4K v4 shader pack is needed for this preset; alternatively unzip it yourself "
