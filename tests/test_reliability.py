@@ -21,7 +21,7 @@ from PIL import Image
 
 from raven_avatar.engine import emotions, export
 from raven_avatar.engine.download import ChecksumError, file_sha256
-from raven_avatar.engine.fileio import atomic_path, atomic_write, clean_stale_temp
+from raven_avatar.engine.fileio import atomic_path, atomic_write
 
 # ------------------------------------------------------------------ 13.1: an interrupted clip never mixes two clips
 
@@ -463,8 +463,8 @@ while True:
         child = Child(code, env)
         child.wait_for(f"saved {n}")
         child.kill9()
-    root = data / "emotions" / emotions.BACKUPS_DIR
-    assert len([p for p in root.iterdir() if not p.name.startswith(".")]) <= emotions.KEEP_BACKUPS + 1
+    root = data / "emotions" / "backups"
+    assert len([p for p in root.iterdir() if not p.name.startswith(".")]) <= 21  # KEEP_BACKUPS (20), +1 mid-prune
     monkeypatch.setenv("RAVEN_AVATAR_DATA_DIR", str(data))
     emotions.save_template(emotions.EmotionTemplate("joy"))  # the next run: cleans up after the killed ones
     assert not [p for p in root.iterdir() if p.name.endswith(".tmp")]
@@ -519,6 +519,8 @@ with atomic_path(folder / "x.json") as tmp:
 def test_stale_temporary_files_of_killed_runs_are_cleaned_on_the_next_write(tmp_path):
     """13.9: kill -9 inside atomic_path (empty and written .tmp) and mid PNG sequence: the next write in that
     folder removes what the dead processes left; a live process's temporary file is left alone."""
+    from raven_avatar.engine.fileio import clean_stale_temp
+
     env = python_env()
     for moment in ("empty", "written", "sequence"):
         child = Child(f"import sys; sys.argv[1:] = [{str(tmp_path)!r}, {moment!r}]\n{_STALE_CHILD}", env)
@@ -586,9 +588,10 @@ def test_restore_newest_backup_twice_is_idempotent_and_listed(tmp_path, monkeypa
     assert main(["--restore-backup"]) == 0
     first = path.read_bytes()
     assert emotions.parse_template_file(path)["joy"].pose["head_x_index"] == 0.25
-    count = len(emotions.backups())
+    folders = sorted((emotions.user_templates_dir() / "backups").iterdir())
     assert main(["--restore-backup"]) == 0
-    assert path.read_bytes() == first and len(emotions.backups()) == count
+    assert path.read_bytes() == first  # was undone: the restore's own backup was "the newest"
+    assert sorted((emotions.user_templates_dir() / "backups").iterdir()) == folders  # and no new backup
     assert "nothing changed" in capsys.readouterr().out
     assert main(["--list-backups"]) == 0
     out = capsys.readouterr().out
