@@ -82,7 +82,7 @@ KEEP_BACKUPS = 20
 BEFORE_RESTORE = "before-restore"
 _MANIFEST = "manifest.json"
 _PIN = "PINNED"
-_FILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}\.json")
+_FILE_RE = re.compile(r"[^./\\\x00][^/\\\x00]{0,250}\.json")  # a template file name: no folders, not hidden
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
@@ -357,7 +357,8 @@ def read_backup(path: str | os.PathLike[str]) -> Backup:
     manifest = _read_json(path / _MANIFEST)
     names = manifest.get("files") if isinstance(manifest, Mapping) else None
     if not isinstance(names, Mapping) or not all(isinstance(n, str) and _FILE_RE.fullmatch(n) for n in names):
-        raise TemplateError(f"{path / _MANIFEST}: not a backup manifest (it must list only NAME.json file names)")
+        raise TemplateError(f"{path / _MANIFEST}: not a backup manifest (it must list only NAME.json file names, "
+                            "no folders)")  # fmt: skip
     missing = [n for n, existed in names.items() if existed and not _plain_file(path / n)]
     if missing:
         raise TemplateError(f"{path}: the backup is incomplete, {', '.join(missing)} missing")

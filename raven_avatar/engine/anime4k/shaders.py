@@ -53,13 +53,17 @@ def mode_a_path() -> Path:
     """The Mode A shader, extracted from the cached (or freshly downloaded) wheel and verified.
 
     Raises:
-        OfflineError / DownloadError / ChecksumError: from :mod:`raven_avatar.engine.download`.
+        OfflineError / DownloadError / ChecksumError: from :mod:`raven_avatar.engine.download`; a cache that cannot
+            be written is a DownloadError naming the folder.
     """
     dest = shader_dir() / "Anime4K_ModeA.glsl"
     if dest.is_file() and file_sha256(dest) == MODE_A_SHA256:
         return dest
-    wheel = pypi_wheel(*MODE_A_PACKAGE, sha256=MODE_A_WHEEL_SHA256)
-    return extract_from_wheel(wheel, MODE_A_MEMBER, dest, sha256=MODE_A_SHA256)
+    try:
+        wheel = pypi_wheel(*MODE_A_PACKAGE, sha256=MODE_A_WHEEL_SHA256)
+        return extract_from_wheel(wheel, MODE_A_MEMBER, dest, sha256=MODE_A_SHA256)
+    except OSError as e:  # a read-only cache: callers fall back (the upscaler to bicubic) on a DownloadError
+        raise DownloadError(f"{e}. Set RAVEN_AVATAR_CACHE_DIR to a writable folder to cache the Anime4K shaders") from e
 
 
 def mode_a_cached() -> bool:
