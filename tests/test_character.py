@@ -191,14 +191,14 @@ def test_tall_image_is_padded_at_the_sides_and_resized(tmp_path):
 
 def test_huge_image_is_downscaled(tmp_path):
     path = tmp_path / "huge.png"
-    img = PIL.Image.new("RGBA", (8000, 8000), (0, 0, 0, 0))
-    PIL.ImageDraw.Draw(img).ellipse((2400, 400, 5600, 3600), fill=(90, 180, 40, 255))
+    img = PIL.Image.new("RGBA", (4096, 4096), (0, 0, 0, 0))  # the largest accepted (engine.imageio.MAX_PIXELS)
+    PIL.ImageDraw.Draw(img).ellipse((1229, 205, 2867, 1843), fill=(90, 180, 40, 255))
     img.save(path, compress_level=1)
     del img
     c = load_character(path)
     assert c.image.shape == (4, 512, 512)
     assert c.image[3, 128, 256] == 1.0 and c.image[3, 500, 10] == 0.0
-    assert any("8000x8000" in w for w in c.report.warnings)
+    assert any("4096x4096" in w for w in c.report.warnings)
 
 
 def test_all_transparent_missing_and_truncated_are_errors(tmp_path):

@@ -84,7 +84,7 @@ def test_cels_as_pairs_missing_keys_zero_and_problems_reported(tmp_path):
 def test_malformed_json_names_file_and_line(tmp_path):
     path = tmp_path / "joy.json"
     path.write_text('{\n  "joy": {\n    "pose": {,}\n  }\n}\n')
-    with pytest.raises(TemplateError, match=r"joy\.json:3:\d+: malformed JSON"):
+    with pytest.raises(TemplateError, match=r"joy\.json:3:\d+: not valid JSON"):
         parse_template_file(path)
     _write(path, ["not", "an", "object"])
     with pytest.raises(TemplateError, match=r"joy\.json.*JSON object"):
@@ -163,7 +163,7 @@ def test_bad_files_are_reported_and_skipped(tmp_path):
     assert ts.sources["joy"] == "factory" and ts.sources["fear"] == "factory"
     assert ts.sources["sadness"].startswith("user: ")
     text = "\n".join(ts.problems)
-    assert "joy.json:1:" in text and "malformed JSON" in text
+    assert "joy.json:1:" in text and "not valid JSON" in text
     assert "fear.json" in text and "'fear'" in text
     assert "sadness.json: sadness: head_x_index" in text
 
@@ -217,7 +217,7 @@ def test_factory_reset_and_restore():
     assert list_backups()[-1] == everything
 
     # Restoring the latest backup brings back anger and fear, not joy (it was already reset then).
-    assert restore_backup() == everything
+    assert restore_backup().source == everything
     assert sorted(p.stem for p in user.glob("*.json")) == ["anger", "fear"]
     # A restore is itself backed up, and the older backup brings joy back too.
     restore_backup(backup)

@@ -111,7 +111,7 @@ def test_load_template_first_emotion_and_pair_list_cels(model, tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "needle"),
-    [("{not json", "malformed JSON"), ("{}", "holds no emotion"), ("[1, 2]", "expected a JSON object")],
+    [("{not json", "not valid JSON"), ("{}", "holds no emotion"), ("[1, 2]", "expected a JSON object")],
 )
 def test_bad_template_raises_naming_the_file_and_changes_nothing(model, tmp_path, text, needle):
     model.apply_emotion("joy")

@@ -247,9 +247,9 @@ def test_hub_files_are_verified_and_recorded(empty_cache, fake_hub, monkeypatch)
     assert not (folder / "face_morpher.pt").exists()
 
 
-def test_load_state_dict_corrupt_file_names_it_and_the_fix(tha3_models, tmp_path):
-    bad = tmp_path / "separable_float" / "editor.pt"
-    bad.parent.mkdir()
+def test_load_state_dict_corrupt_file_names_it_and_the_fix(cache, tha3_models, tmp_path):
+    bad = store.cache_root() / "separable_float" / "editor.pt"  # in the cache: the fix is to fetch it again
+    bad.parent.mkdir(parents=True)
     bad.write_bytes((tha3_models / "editor.pt").read_bytes()[:20000])
     with pytest.raises(ChecksumError) as info:
         store.load_state_dict(bad)

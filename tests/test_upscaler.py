@@ -443,7 +443,7 @@ def test_cli_bad_input_writes_nothing(a4k_cache, tmp_path, caplog):
     text.write_text("not an image")
     jpeg = tmp_path / "photo.jpg"
     Image.new("RGB", (8, 8)).save(jpeg)
-    for bad, message in ((tmp_path / "missing.png", "does not exist"), (text, "not an image"), (jpeg, "not a PNG")):
+    for bad, message in ((tmp_path / "missing.png", "file not found"), (text, "not an image"), (jpeg, "not a PNG")):
         caplog.clear()
         assert _cli(["--input", str(bad), "--output", str(out), "--mode", "bicubic"]) == 1
         assert message in caplog.text

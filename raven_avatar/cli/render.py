@@ -33,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2, argparse printed the one line): a return code
+        return int(e.code or 0) if not isinstance(e.code, str) else 2
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     module = importlib.import_module(SUBCOMMANDS[args.command])
     try:
@@ -41,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+    except Exception as e:  # the last line of defence: one line for the user, the traceback at DEBUG
+        log.debug("unexpected error", exc_info=True)
+        log.error("%s: %s (unexpected %s; --log-level DEBUG shows where)", args.command, e, type(e).__name__)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ chain are applied as in the live view.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -26,12 +25,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _read_pose(path: Path) -> dict:
+    from ..engine.fileio import read_json
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ValueError(f"cannot read pose file {path}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+        data = read_json(path)
+    except FileNotFoundError:
+        raise ValueError(f"cannot read pose file {path}: file not found") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a pose file is a JSON object of pose keys, got {type(data).__name__}")
     return data
@@ -44,9 +43,11 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.download import DownloadError
     from ..engine.emotions import TemplateError, load_templates
     from ..engine.export import write_png
+    from ..engine.fileio import check_writable
     from ..engine.pipeline import render_still
     from ..engine.poser import default_character, load_poser
     from ..engine.postprocessor import ChainError
+    from ..engine.report import capped
     from ..engine.settings import SettingsError
 
     if args.pose and args.emotion:
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         log.error("--output must be a .png file, got %s", args.output)
         return 2
     try:
+        check_writable(args.output)  # before the slow work: a read-only folder is reported at once
         character = load_character(args.character or default_character())
         values: dict = {}
         cels: dict[str, float] = {}
@@ -63,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
             values = _read_pose(args.pose)
         elif args.emotion:
             templates = load_templates(character.path)
-            for p in templates.problems:
-                log.warning("%s", p)
+            for line in capped(templates.problems):
+                log.warning("%s", line)
             if args.emotion == "zero":
                 template = templates.zero
             elif args.emotion not in templates:
@@ -74,13 +76,13 @@ def run(args: argparse.Namespace) -> int:
             log.info("emotion %s from %s", args.emotion, templates.sources.get(args.emotion, "factory"))
             values, cels = template.pose, template.cels
         vector, problems = posemod.pose_from_dict(values)
-        for p in problems:
-            log.warning("%s", p)
+        for line in capped(problems):
+            log.warning("%s", line)
         settings = None
         if args.settings:
             settings, problems = resolve_settings(args.settings)
-            for p in problems:
-                log.warning("settings: %s (not applied)", p)
+            for line in capped([str(p) for p in problems]):
+                log.warning("settings: %s (not applied)", line)
         poser = load_poser(args.variant, args.device)
         if poser.notice:
             log.warning("%s", poser.notice)

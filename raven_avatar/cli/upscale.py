@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from raven_avatar.engine.fileio import atomic_path
+from raven_avatar.engine.fileio import atomic_path, check_writable
+from raven_avatar.engine.imageio import ImageFileError, open_image
 from raven_avatar.engine.postprocessor.colorspace import linear_to_srgb, srgb_to_linear
 from raven_avatar.engine.upscaler import MAX_FACTOR, MIN_FACTOR, MODES, PRESETS, QUALITIES, Upscaler
 
@@ -50,19 +51,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _read_png(path: Path) -> torch.Tensor:
     """(C, H, W) linear float32 in [0, 1], C = 3 or 4. Raises ValueError with a readable message."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as img:
-            if img.format != "PNG":
-                raise ValueError(f"{path} is a {img.format or 'unknown'} image, not a PNG")
+        with open_image(path, formats=("PNG",)) as img:
             has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
-            img.load()
             data = np.asarray(img.convert("RGBA" if has_alpha else "RGB"), dtype=np.float32) / 255.0
-    except FileNotFoundError:
-        raise ValueError(f"{path} does not exist") from None
-    except UnidentifiedImageError:
-        raise ValueError(f"{path} is not an image Pillow can read") from None
+    except ImageFileError as exc:
+        raise ValueError(str(exc)) from None
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc}") from None
     x = torch.from_numpy(np.ascontiguousarray(data)).permute(2, 0, 1)
@@ -84,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
         log.error("--device cuda: no CUDA device is available")
         return 1
     try:
+        check_writable(args.output)
         image = _read_png(args.input)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         log.error("%s", exc)
         return 1
     upscaler = Upscaler(

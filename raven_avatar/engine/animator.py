@@ -387,6 +387,11 @@ class Animator:
                 self._pose_overrides.update(pose_part)
                 self._cel_overrides.update(cel_part)
         elif action == "unset":
+            if isinstance(overrides, (str, bytes)) or not isinstance(overrides, Iterable):
+                raise TypeError(
+                    "modify_overrides('unset', keys) takes a list of keys (e.g. ['head_x_index']) or a dict, "
+                    f"got {type(overrides).__name__} {overrides!r}"
+                )
             keys = list(overrides)
             for key in keys:
                 self._override_target(key)
@@ -417,6 +422,8 @@ class Animator:
         raise ValueError(f"override {key!r} is neither a pose parameter nor a cel{hint}")
 
     def _parse_overrides(self, overrides: Mapping[str, float]) -> tuple[dict[int, float], dict[str, float]]:
+        if not isinstance(overrides, Mapping):
+            raise TypeError(f"overrides must be a dict {{pose key or cel name: value}}, got {type(overrides).__name__}")
         pose_part: dict[int, float] = {}
         cel_part: dict[str, float] = {}
         for key, value in overrides.items():

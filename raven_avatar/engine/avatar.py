@@ -30,7 +30,7 @@ from . import settings as settingsmod
 from .animator import Animator
 from .character import Character, load_character, reload_character
 from .emotion_follow import TextEmotion
-from .pipeline import Frame, Pipeline
+from .pipeline import Frame, Pipeline, check_settings, check_strengths
 from .renderer import Renderer, RenderError
 
 log = logging.getLogger(__name__)
@@ -383,6 +383,11 @@ class Avatar:
         Safe to call while the avatar is running: it poses through its own session (the live view keeps its stage
         reuse) and runs between two live frames. The frame owns its arrays.
         """
+        cels, fx = check_strengths(cels, "cels"), check_strengths(fx, "fx")
+        if settings is not None:
+            check_settings(settings)
+        if pose is not None and not isinstance(pose, (Mapping, torch.Tensor)):
+            raise TypeError(f"pose must be a (45,) tensor or a dict {{pose key: value}}, got {type(pose).__name__}")
         values: dict[str, float] = {}
         cel_values: dict[str, float] = {}
         if emotion is not None:

@@ -31,6 +31,7 @@ import numpy as np
 import PIL.Image
 import torch
 
+from raven_avatar.engine.imageio import ImageFileError, open_image
 from raven_avatar.engine.paths import asset_path
 from raven_avatar.engine.postprocessor.colorspace import srgb_to_linear
 
@@ -59,8 +60,6 @@ SUPPORTED_CELS: tuple[str, ...] = (
 #: The THA3 input size.
 IMAGE_SIZE = 512
 
-# Larger images are refused before decoding (a 16384x16384 RGBA image is already 1 GiB of pixels).
-_MAX_PIXELS = 16384 * 16384
 # How often :func:`reload_character` retries a file that is still being written, and the first pause (doubles).
 _RELOAD_RETRIES = 4
 _RELOAD_PAUSE_S = 0.05
@@ -186,19 +185,12 @@ def load_rgba(path: Path, warnings: list[str]) -> torch.Tensor:
     Raises :class:`CharacterError` for a missing, unreadable, truncated or alpha-less file; size fixes are added
     to ``warnings``.
     """
-    if not path.is_file():
-        raise CharacterError(f"{path}: file not found")
     try:
-        with PIL.Image.open(path) as img:
-            if img.width * img.height > _MAX_PIXELS:
-                raise CharacterError(f"{path}: image is {img.width}x{img.height}, too large to load")
-            img.load()
+        with open_image(path) as img:
             rgba = _fit(_to_rgba(img, path), path, warnings)
-    except CharacterError:
-        raise
-    except PIL.Image.DecompressionBombError as e:
-        raise CharacterError(f"{path}: image too large to load ({e})") from e
-    except (OSError, SyntaxError, ValueError) as e:  # Pillow raises all three for broken files
+    except ImageFileError as e:
+        raise CharacterError(str(e)) from None
+    except (OSError, SyntaxError, ValueError) as e:  # Pillow can fail converting a broken file, too
         raise CharacterError(f"{path}: cannot read the image, truncated or not a valid image file ({e})") from e
     arr = np.asarray(rgba, dtype=np.uint8)
     out = np.empty((4, *arr.shape[:2]), dtype=np.float32)

@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import json
@@ -102,16 +103,33 @@ def file_sha256(path: Path) -> str:
 
 @contextlib.contextmanager
 def locked(lock_file: Path) -> Iterator[None]:
-    """Hold an exclusive inter-process lock on ``lock_file`` (created if needed) for the ``with`` block."""
+    """Hold an exclusive inter-process lock on ``lock_file`` (created if needed) for the ``with`` block.
+
+    In a folder that cannot be written (a read-only cache of a shared install or a container image) the block runs
+    under a shared lock on an existing lock file, or none: nobody can change files there, so reading is safe, and a
+    write inside the block fails with its own error.
+    """
     lock_file = Path(lock_file)
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a+b") as f:
-        if fcntl is not None:
-            fcntl.flock(f, fcntl.LOCK_EX)
+    mode = fcntl.LOCK_EX if fcntl is not None else None
+    try:
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        f = open(lock_file, "a+b")  # noqa: SIM115 - closed below
+    except OSError as e:
+        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        log.debug("%s cannot be written (%s): reading without an exclusive lock", lock_file, e.strerror)
+        try:
+            f, mode = open(lock_file, "rb"), (fcntl.LOCK_SH if fcntl is not None else None)  # noqa: SIM115
+        except OSError:
+            yield
+            return
+    with f:
+        if mode is not None:
+            fcntl.flock(f, mode)
         try:
             yield
         finally:
-            if fcntl is not None:
+            if mode is not None:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
 

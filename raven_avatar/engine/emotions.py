@@ -14,12 +14,12 @@ Lookup, per emotion, first found wins:
 3. the factory templates, ``raven_avatar/assets/emotions/_defaults.json``.
 
 User files are never lost: every overwrite and every factory reset first copies the files it replaces into a
-timestamped folder under ``<user data dir>/emotions/backups/``, which :func:`restore_backup` puts back.
+timestamped folder under ``<user data dir>/emotions/backups/``, which :func:`restore_backup` puts back. The newest
+:data:`KEEP_BACKUPS` (20) are kept, plus any the user pinned (:func:`pin_backup`); :func:`backups` lists them.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from raven_avatar.engine.character import SUPPORTED_CELS
-from raven_avatar.engine.fileio import atomic_write, atomic_write_json
+from raven_avatar.engine.fileio import JsonFileError, StagedFolder, atomic_write, atomic_write_json, read_json
 from raven_avatar.engine.paths import asset_path, user_data_dir
 from raven_avatar.engine.pose import KEYS, pose_from_dict, pose_to_dict
 from raven_avatar.engine.wording import plural
@@ -76,7 +76,14 @@ EMOTION_NAMES: tuple[str, ...] = (
 ZERO = "zero"
 DEFAULTS_FILE = "_defaults.json"
 BACKUPS_DIR = "backups"
+#: A file inside every backup folder this module makes; :func:`restore_backup` accepts no folder without it.
+BACKUP_MARKER = ".raven-avatar-backup"
+#: How many unpinned backups of one templates folder are kept (older ones are deleted after each new backup).
+KEEP_BACKUPS = 20
+BEFORE_RESTORE = "before-restore"
 _MANIFEST = "manifest.json"
+_PIN = "PINNED"
+_FILE_RE = re.compile(r"[^./\\\x00][^/\\\x00]{0,250}\.json")  # a template file name: no folders, not hidden
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
@@ -159,13 +166,9 @@ def template_from_json(name: str, data: object, where: str = "") -> EmotionTempl
 
 def _read_json(path: Path) -> object:
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise TemplateError(f"{path}: not UTF-8 text ({e})") from e
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TemplateError(f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from e
+        return read_json(path)
+    except JsonFileError as e:
+        raise TemplateError(str(e)) from None
 
 
 def parse_template_file(path: str | os.PathLike[str]) -> dict[str, EmotionTemplate]:
@@ -287,22 +290,128 @@ def load_templates(character_path: str | os.PathLike[str] | None = None) -> Temp
     return TemplateSet(templates, sources, problems, zero)
 
 
-def _backup(directory: Path, files: Iterable[Path], reason: str) -> Path:
-    """Copy ``files`` into a new timestamped folder ``directory/backups/<time>-<reason>``.
+@dataclass(frozen=True)
+class Backup:
+    """One backup folder made by this module: when, why, and which template files it holds."""
 
-    The manifest lists every file and whether it existed, so a restore also removes files created since.
+    path: Path
+    created: datetime
+    reason: str  # "save-<name>", "reset", "before-restore"
+    files: dict[str, bool]  # file name -> whether it existed (False: restoring removes the file)
+    pinned: bool
+
+    @property
+    def templates_dir(self) -> Path:
+        """The folder whose files the backup restores (``<it>/backups/<this backup>``)."""
+        return self.path.parent.parent
+
+    def describe(self) -> str:
+        """One line: local time, reason, what it holds, pinned."""
+        held = [n for n, existed in self.files.items() if existed]
+        absent = [n for n, existed in self.files.items() if not existed]
+        parts = [", ".join(held) if held else "no files"]
+        if absent:
+            parts.append(f"restoring removes {', '.join(absent)}")
+        when = self.created.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        return f"{when}  {self.reason:<16} {'; '.join(parts)}{'  [pinned]' if self.pinned else ''}"
+
+
+def _backup(directory: Path, files: Iterable[Path], reason: str) -> Path:
+    """Copy ``files`` into a new timestamped folder ``directory/backups/<time>-<reason>``, then prune old ones.
+
+    The folder is staged and moved in whole, so a killed process never leaves half a backup; the manifest lists
+    every file and whether it existed, so a restore also removes files created since; the marker file says the
+    folder was made here (:func:`restore_backup` accepts nothing else).
     """
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
-    target = directory / BACKUPS_DIR / f"{stamp}-{reason}"
-    target.mkdir(parents=True, exist_ok=False)
+    now = datetime.now(timezone.utc)
+    root = directory / BACKUPS_DIR
+    target = root / f"{now.strftime('%Y%m%d-%H%M%S-%f')}-{reason}"
     manifest = {}
-    for f in files:
-        existed = f.is_file()
-        if existed:
-            shutil.copy2(f, target / f.name)
-        manifest[f.name] = existed
-    atomic_write_json(target / _MANIFEST, {"files": manifest})
+    with StagedFolder(target, marker=BACKUP_MARKER) as stage:
+        for f in files:
+            existed = f.is_file()
+            if existed:
+                shutil.copy2(f, stage.path / f.name)
+            manifest[f.name] = existed
+        atomic_write_json(stage.path / _MANIFEST, {"created": now.isoformat(), "reason": reason, "files": manifest})
+        (stage.path / BACKUP_MARKER).write_text("raven-avatar emotion template backup\n", encoding="utf-8")
+        stage.publish()
+    prune_backups(directory)
     return target
+
+
+def read_backup(path: str | os.PathLike[str]) -> Backup:
+    """The backup at ``path``, checked: a folder under a ``backups`` folder, with this module's marker and a manifest
+    naming only template files (``NAME.json``, no folders). Anything else raises :class:`TemplateError`."""
+    path = Path(path)
+    why = None
+    if not path.is_dir():
+        why = "not a folder"
+    elif path.name.startswith("."):
+        why = "a backup still being written"
+    elif path.parent.name != BACKUPS_DIR:
+        why = f"not inside a {BACKUPS_DIR!r} folder"
+    elif not (path / BACKUP_MARKER).is_file():
+        why = f"no {BACKUP_MARKER} marker"
+    if why is not None:
+        raise TemplateError(f"{path}: not an emotion template backup made by raven-avatar ({why})")
+    manifest = _read_json(path / _MANIFEST)
+    names = manifest.get("files") if isinstance(manifest, Mapping) else None
+    if not isinstance(names, Mapping) or not all(isinstance(n, str) and _FILE_RE.fullmatch(n) for n in names):
+        raise TemplateError(f"{path / _MANIFEST}: not a backup manifest (it must list only NAME.json file names, "
+                            "no folders)")  # fmt: skip
+    missing = [n for n, existed in names.items() if existed and not _plain_file(path / n)]
+    if missing:
+        raise TemplateError(f"{path}: the backup is incomplete, {', '.join(missing)} missing")
+    try:
+        created = datetime.fromisoformat(str(manifest.get("created")))
+    except ValueError:
+        created = datetime.fromtimestamp((path / BACKUP_MARKER).stat().st_mtime, timezone.utc)
+    reason = str(manifest.get("reason") or path.name.split("-", 3)[-1])
+    files = {n: bool(existed) for n, existed in names.items()}
+    return Backup(path, created, reason, files, (path / _PIN).is_file())
+
+
+def _plain_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
+def backups(directory: str | os.PathLike[str] | None = None) -> list[Backup]:
+    """The valid backups of a templates folder (default: the user's), oldest first; other folders are skipped."""
+    directory = Path(directory) if directory is not None else user_templates_dir()
+    root = directory / BACKUPS_DIR
+    found = []
+    for p in sorted(root.iterdir()) if root.is_dir() else ():
+        if not p.name.startswith(".") and p.is_dir() and (p / BACKUP_MARKER).is_file():  # ".": being written
+            try:
+                found.append(read_backup(p))
+            except TemplateError as e:
+                log.warning("%s", e)
+    return sorted(found, key=lambda b: (b.created, b.path.name))
+
+
+def prune_backups(directory: str | os.PathLike[str] | None = None, keep: int = KEEP_BACKUPS) -> list[Path]:
+    """Delete all but the newest ``keep`` unpinned backups of a templates folder; pinned ones are always kept.
+
+    Returns the folders deleted.
+    """
+    unpinned = [b for b in backups(directory) if not b.pinned]
+    doomed = unpinned[: max(0, len(unpinned) - keep)]
+    for b in doomed:
+        shutil.rmtree(b.path, ignore_errors=True)
+    if doomed:
+        log.info("pruned %d old emotion template backup(s); %d kept", len(doomed), keep)
+    return [b.path for b in doomed]
+
+
+def pin_backup(path: str | os.PathLike[str], pinned: bool = True) -> Backup:
+    """Pin a backup (never pruned) or unpin it; returns it."""
+    backup = read_backup(path)
+    if pinned:
+        atomic_write(backup.path / _PIN, b"pinned by the user: never pruned\n")
+    else:
+        (backup.path / _PIN).unlink(missing_ok=True)
+    return read_backup(path)
 
 
 def save_template(template: EmotionTemplate, directory: str | os.PathLike[str] | None = None) -> Path:
@@ -356,34 +465,58 @@ def factory_reset(names: Iterable[str] | None = None) -> Path:
 
 
 def list_backups(directory: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Backup folders, oldest first (default: those of the user templates folder)."""
-    directory = Path(directory) if directory is not None else user_templates_dir()
-    root = directory / BACKUPS_DIR
-    return sorted(p for p in root.iterdir() if (p / _MANIFEST).is_file()) if root.is_dir() else []
+    """Backup folders, oldest first (default: those of the user templates folder); see :func:`backups`."""
+    return [b.path for b in backups(directory)]
 
 
-def restore_backup(path: str | os.PathLike[str] | None = None) -> Path:
-    """Put back the files of a backup folder (default: the newest backup of the user templates folder).
+@dataclass(frozen=True)
+class Restored:
+    """What :func:`restore_backup` did: the backup restored, and the backup of the state it replaced."""
 
-    The files the restore replaces are backed up first, so a restore can itself be undone. Returns the folder
-    restored from.
+    source: Path
+    undo: Path | None  # None: the files already matched the backup, nothing was changed
+    changed: list[str]
+
+
+def _matches(backup: Backup) -> list[str]:
+    """The file names whose current state differs from the backup's."""
+    changed = []
+    for name, existed in backup.files.items():
+        current = backup.templates_dir / name
+        if existed != current.is_file() or existed and current.read_bytes() != (backup.path / name).read_bytes():
+            changed.append(name)
+    return changed
+
+
+def restore_backup(path: str | os.PathLike[str] | None = None) -> Restored:
+    """Put back the files of a backup folder (default: the newest backup of the user templates folder that is not
+    itself a ``before-restore`` backup).
+
+    Idempotent: restoring a backup whose files are already in place changes nothing and makes no new backup, and
+    the default never picks the ``before-restore`` backup a restore makes, so restoring "the newest" twice gives
+    the same state. Otherwise the files the restore replaces are backed up first (``Restored.undo``), so a restore
+    can itself be undone by restoring that folder. Only folders this module made are accepted (:func:`read_backup`),
+    and only their ``NAME.json`` files in the templates folder are written or removed.
     """
     if path is None:
-        backups = list_backups()
-        if not backups:
-            raise FileNotFoundError(f"no backups in {user_templates_dir() / BACKUPS_DIR}")
-        path = backups[-1]
-    path = Path(path)
-    manifest = _read_json(path / _MANIFEST)
-    names = manifest.get("files") if isinstance(manifest, Mapping) else None
-    if not isinstance(names, Mapping) or any(Path(n).name != n or n.startswith(".") for n in names):
-        raise TemplateError(f"{path / _MANIFEST}: not a backup manifest")
-    directory = path.parent.parent  # <directory>/backups/<this backup>
-    files = {directory / n: bool(existed) for n, existed in names.items()}
-    _backup(directory, files, "before-restore")
-    for target, existed in files.items():
+        found = backups()
+        chosen = [b for b in found if b.reason != BEFORE_RESTORE]
+        if not chosen:
+            where = user_templates_dir() / BACKUPS_DIR
+            only = f" (only {len(found)} {BEFORE_RESTORE!r} backup(s); name one to restore it)" if found else ""
+            raise FileNotFoundError(f"no backups to restore in {where}{only}")
+        backup = chosen[-1]
+    else:
+        backup = read_backup(path)
+    changed = _matches(backup)
+    if not changed:
+        log.info("the emotion templates already match %s; nothing to restore", backup.path)
+        return Restored(backup.path, None, [])
+    directory = backup.templates_dir
+    undo = _backup(directory, [directory / n for n in backup.files], BEFORE_RESTORE)
+    for name, existed in backup.files.items():
         if existed:
-            atomic_write(target, (path / target.name).read_bytes())
+            atomic_write(directory / name, (backup.path / name).read_bytes())
         else:
-            target.unlink(missing_ok=True)
-    return path
+            (directory / name).unlink(missing_ok=True)
+    return Restored(backup.path, undo, changed)

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import settings as settingsmod
 from .character import Character
 from .compositing import composite_cels
 from .postprocessor import Postprocessor
@@ -90,9 +92,36 @@ class _Output:
     metrics: bool
 
 
+def check_settings(settings: object) -> Mapping[str, Any]:
+    """``settings`` if it is a mapping whose crop box is usable, else ``TypeError``/``ValueError`` saying why."""
+    if not isinstance(settings, Mapping):
+        raise TypeError(f"settings must be a dict of animator settings (or None), got {type(settings).__name__}")
+    if "crop" in settings:
+        problems = settingsmod.validate({"crop": settings["crop"]})
+        if problems:
+            raise ValueError("; ".join(str(p) for p in problems))
+    return settings
+
+
+def check_strengths(values: object, what: str) -> dict[str, float]:
+    """``{name: number}`` (cel or animefx strengths) as floats, else ``TypeError`` saying what was expected."""
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise TypeError(f"{what} must be a dict {{name: strength 0..1}}, got {type(values).__name__}")
+    out = {}
+    for name, value in values.items():
+        if not isinstance(name, str):
+            raise TypeError(f"{what}: names must be strings, got {name!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise TypeError(f"{what}[{name!r}] must be a finite number 0..1, got {value!r}")
+        out[name] = float(value)
+    return out
+
+
 def output_config(settings: Mapping[str, Any]) -> _Output:
     """The pipeline's part of complete, valid animator settings (see :mod:`raven_avatar.engine.settings`)."""
-    box = settings.get("crop") or {}
+    box = {**settingsmod.BY_KEY["crop"].default, **(settings.get("crop") or {})}
     crop = None
     if box.get("enabled"):
         crop = (float(box["left"]), float(box["top"]), float(box["right"]), float(box["bottom"]))
@@ -213,7 +242,7 @@ class Pipeline:
         Building a new Anime4K upscaler loads shader weights, so call this outside the render loop and hand the
         result to :meth:`configure`.
         """
-        cfg = output_config(settings)
+        cfg = output_config(check_settings(settings))
         if cfg.factor == 1.0:
             return None
         for current in (self._upscaler, self._spare_upscaler):
@@ -228,9 +257,10 @@ class Pipeline:
         """Apply the output settings (crop, upscale, postprocessor chain, metrics) from the next frame on.
 
         ``upscaler``: what :meth:`prepare_upscaler` returned for these settings, or ``"auto"`` to build it here.
-        Raises :class:`~raven_avatar.engine.postprocessor.ChainError` for an invalid chain (nothing is changed then).
+        Raises :class:`~raven_avatar.engine.postprocessor.ChainError` for an invalid chain, ``TypeError`` for
+        settings that are not a dict and ``ValueError`` for an unusable crop box (nothing is changed then).
         """
-        cfg = output_config(settings)
+        cfg = output_config(check_settings(settings))
         if isinstance(upscaler, str):
             upscaler = self.prepare_upscaler(settings)
         self._postprocessor.set(cfg.chain)
@@ -388,6 +418,9 @@ def render_still(
     frame owns its arrays (both ``rgba_f32`` and ``rgba_u8`` are usable). For many stills, make one
     :class:`Pipeline` and call :meth:`Pipeline.render` with ``owned=True``: it keeps the upscaler and stage reuse.
     """
+    cels, fx = check_strengths(cels, "cels"), check_strengths(fx, "fx")
+    if settings is not None:
+        check_settings(settings)
     if poser is None:
         from .poser import load_poser
 

@@ -116,6 +116,8 @@ MOUTH_OPEN_KEYS = ("mouth_aaa_index", "mouth_iii_index", "mouth_uuu_index", "mou
 
 _LOOKUP: dict[str, PoseParam] = {**{p.name: p for p in PARAMS}, **{p.key: p for p in PARAMS}}
 
+_SHOWN_UNKNOWN = 10  # unknown keys named in the one problem line about them
+
 LOWS = torch.tensor([p.low for p in PARAMS])
 HIGHS = torch.tensor([p.high for p in PARAMS])
 
@@ -150,10 +152,11 @@ def pose_from_dict(
     """
     vec = (default_pose(dtype) if base is None else base.detach().to(dtype=dtype, device="cpu")).clone()
     problems: list[str] = []
+    unknown: list[object] = []
     for key, raw in values.items():
         p = _LOOKUP.get(key)
         if p is None:
-            problems.append(f"unknown pose key {key!r} ignored")
+            unknown.append(key)
             continue
         if isinstance(raw, bool) or not isinstance(raw, (int, float)):
             problems.append(f"{key}: value {raw!r} is not a number; kept {float(vec[p.index]):g}")
@@ -167,6 +170,12 @@ def pose_from_dict(
             problems.append(f"{key}: value {value:g} outside [{p.low:g}, {p.high:g}]; clamped to {clamped:g}")
             value = clamped
         vec[p.index] = value
+    if len(unknown) == 1:
+        problems.insert(0, f"unknown pose key {unknown[0]!r} ignored")
+    elif unknown:  # one line, however many: a file with millions of bad keys must not print millions of lines
+        shown = ", ".join(repr(k) for k in unknown[:_SHOWN_UNKNOWN])
+        more = f" and {len(unknown) - _SHOWN_UNKNOWN} more" if len(unknown) > _SHOWN_UNKNOWN else ""
+        problems.insert(0, f"{len(unknown)} unknown pose keys ignored: {shown}{more}")
     return vec, problems
 
 

@@ -32,7 +32,7 @@ from raven_avatar.engine import pose
 from raven_avatar.engine.compositing import ANIMEFX_KINDS
 from raven_avatar.engine.emotion_text import DEFAULT_MODEL as DEFAULT_EMOTION_MODEL
 from raven_avatar.engine.emotions import validate_emotion_name
-from raven_avatar.engine.fileio import atomic_write
+from raven_avatar.engine.fileio import JsonFileError, atomic_write, read_json
 from raven_avatar.engine.paths import asset_path, user_data_dir
 
 logger = logging.getLogger(__name__)
@@ -625,15 +625,11 @@ def read_settings_file(path: str | os.PathLike) -> dict[str, Any]:
     """The raw JSON object of a settings file; :class:`SettingsError` names the file and what is wrong."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_json(path)
     except FileNotFoundError:
         raise SettingsError(f"{path}: settings file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{path}: cannot read settings file: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SettingsError(f"{path}: not valid JSON: {exc}") from None
+    except JsonFileError as exc:
+        raise SettingsError(f"settings file {exc}") from None
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: expected a JSON object {{key: value}}, got {type(data).__name__}")
     return data

@@ -35,8 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const="",
         metavar="FOLDER",
-        help="put back a template backup (default: the newest) and exit",
+        help="put back a template backup (default: the newest that is not a before-restore one) and exit; "
+        "running it twice changes nothing the second time",
     )
+    p.add_argument("--list-backups", action="store_true", help="list the template backups (date, what each holds)")
+    p.add_argument("--pin-backup", metavar="FOLDER", help="keep this backup forever (only the newest 20 are kept)")
+    p.add_argument("--unpin-backup", metavar="FOLDER", help="let this backup be pruned again")
     p.add_argument(
         "--batch-export",
         type=Path,
@@ -95,7 +99,30 @@ def _restore(folder: str) -> int:
     from raven_avatar.engine.emotions import restore_backup
 
     restored = restore_backup(folder or None)
-    print(f"Restored the emotion templates from {restored}")
+    if restored.undo is None:
+        print(f"The emotion templates already match {restored.source}; nothing changed.")
+    else:
+        print(f"Restored {', '.join(restored.changed)} from {restored.source}")
+        print(f"The files it replaced are in {restored.undo}")
+        print(f"To undo: avatar-pose-editor --restore-backup {restored.undo}")
+    return 0
+
+
+def _list_backups() -> int:
+    from raven_avatar.engine.emotions import BACKUPS_DIR, KEEP_BACKUPS, backups, user_templates_dir
+
+    found = backups()
+    print(f"{len(found)} backup(s) in {user_templates_dir() / BACKUPS_DIR} (newest {KEEP_BACKUPS} kept, plus pinned)")
+    for b in reversed(found):
+        print(f"{b.describe()}\n    {b.path}")
+    return 0
+
+
+def _pin(folder: str, pinned: bool) -> int:
+    from raven_avatar.engine.emotions import pin_backup
+
+    backup = pin_backup(folder, pinned)
+    print(f"{'Pinned' if pinned else 'Unpinned'} {backup.path}")
     return 0
 
 
@@ -158,9 +185,19 @@ def main(argv: list[str] | None = None) -> int:
             return _factory_reset(None if args.factory_reset_all else args.factory_reset)
         if args.restore_backup is not None:
             return _restore(args.restore_backup)
+        if args.list_backups:
+            return _list_backups()
+        if args.pin_backup or args.unpin_backup:
+            return _pin(args.pin_backup or args.unpin_backup, pinned=bool(args.pin_backup))
         if args.batch_export is not None:
             if args.output is None:
                 log.error("--batch-export needs --output DIR")
+                return 2
+            from raven_avatar.engine.poser.model import THA3
+
+            if not 0 <= args.output_index < len(THA3.OUTPUT_NAMES):  # checked before loading anything
+                log.error("--output-index must be 0..%d (0: the posed image), got %d", len(THA3.OUTPUT_NAMES) - 1,
+                          args.output_index)  # fmt: skip
                 return 2
             return _batch(args)
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):

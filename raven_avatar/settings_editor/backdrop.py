@@ -7,11 +7,12 @@ Compositing (:func:`over`) is done in linear light, like the engine does it.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import PIL.ImageFilter
+
+from raven_avatar.engine.imageio import ImageFileError, open_image
 
 FITS = ("cover", "contain", "stretch", "center")
 
@@ -22,14 +23,12 @@ class BackdropError(Exception):
 
 def load_image(path: str | os.PathLike) -> PIL.Image.Image:
     """The image at ``path`` as RGBA (any format Pillow reads); :class:`BackdropError` names the file."""
-    path = Path(path)
     try:
-        with PIL.Image.open(path) as img:
-            img.load()
+        with open_image(path) as img:
             return img.convert("RGBA")
-    except FileNotFoundError:
-        raise BackdropError(f"{path}: backdrop image not found") from None
-    except (OSError, PIL.Image.DecompressionBombError, ValueError) as exc:
+    except ImageFileError as exc:
+        raise BackdropError(f"backdrop: {exc}") from None
+    except (OSError, ValueError) as exc:
         raise BackdropError(f"{path}: cannot read the backdrop image: {exc}") from None
 
 

@@ -2,7 +2,8 @@
 a WebM (VP9 with alpha) made from it at the end.
 
 Each engine frame is written once (``frame_00000.png`` ...) through :class:`~raven_avatar.engine.export.
-PngSequenceWriter`; ``timing.json`` lists every file with the time (seconds since the first recorded frame) at which
+PngSequenceWriter` (staged beside the folder and moved in when stopping, so the folder never mixes two
+recordings); ``timing.json`` lists every file with the time (seconds since the first recorded frame) at which
 the engine produced it, the measured ``fps`` and ``duration_s`` from those times, the ``target_fps`` asked for, and
 ``backdrop`` and ``dropped`` (frames the disk could not keep up with). The WebM is resampled onto a steady
 ``target_fps`` grid from those times (a slow device repeats frames rather than playing fast), so it plays at real

@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     where = sub.add_parser("where", help="show the cache folder and what it holds", description="Show the cache.")
-    where.add_argument("--verify", action="store_true", help="re-hash every cached file instead of trusting stamps")
+    where.add_argument(
+        "--verify", action="store_true", help="re-hash every cached file; delete corrupt ones and fetch them again"
+    )
     return parser
 
 
@@ -82,6 +84,20 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refetch(group: str, name: str) -> tuple[bool, str]:
+    """Fetch a corrupt cache file again (the store deletes it first): (repaired, what happened)."""
+    try:
+        if group == "characters":
+            store.example_character(name.removesuffix(".png"), progress=False)
+        else:
+            store.model_dir(group, progress=False)
+    except DownloadError as e:
+        gone = not (store.cache_root() / group / name).exists()
+        first = str(e).splitlines()[0]
+        return False, f"deleted; fetching it again failed: {first}" if gone else f"not repaired: {first}"
+    return True, "deleted and fetched again (verified)"
+
+
 def _where(args: argparse.Namespace) -> int:
     print(f"cache: {store.cache_root()}")
     models_dir = os.environ.get(store.MODELS_DIR_ENV)
@@ -93,9 +109,14 @@ def _where(args: argparse.Namespace) -> int:
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         print(f"{group}: {summary}")
         for name, status in files.items():
-            if status not in ("ok", "missing"):
-                bad = True
-                print(f"  {name}: {status} (deleted and fetched again at next use)")
+            if status in ("ok", "missing"):
+                continue
+            if args.verify:
+                repaired, outcome = _refetch(group, name)
+            else:
+                repaired, outcome = False, "run `where --verify` to delete it and fetch it again (next use does too)"
+            bad = bad or not repaired
+            print(f"  {name}: {status}: {outcome}")
     return 1 if bad else 0
 
 

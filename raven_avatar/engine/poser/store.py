@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -62,7 +63,7 @@ from raven_avatar.engine.download import (
     pypi_wheel,
     wheel_cache_path,
 )
-from raven_avatar.engine.fileio import atomic_path
+from raven_avatar.engine.fileio import atomic_path, check_writable
 from raven_avatar.engine.paths import user_cache_dir
 from raven_avatar.engine.progress import format_size
 
@@ -116,6 +117,8 @@ _FIX_HINT = (
     "RAVEN_AVATAR_MODELS_DIR environment variable)."
 )
 _user_hash_memo: dict[tuple, str] = {}
+# (path, stat stamp, expected sha256) of the cache files this process has hashed and found good.
+_verified: set[tuple] = set()
 
 
 def cache_root() -> Path:
@@ -158,12 +161,19 @@ class _Manifest:
         expected = expected or entry.get("sha256")
         if expected is None:
             return "unverified", None
-        if not rehash and entry.get("sha256") == expected and entry.get("stamp") == _stamp(path):
+        stamp = _stamp(path)
+        # The stamp only saves re-hashing within one process: bytes can change with size, mtime and inode kept
+        # (a bad disk, a tool that restores mtimes), so every process hashes each file once.
+        key = (str(path), tuple(stamp), expected)
+        if not rehash and key in _verified and entry.get("sha256") == expected and entry.get("stamp") == stamp:
             return "ok", expected
         actual = file_sha256(path)
         if actual != expected:
+            _verified.discard(key)
             return "corrupt", actual
-        self.record(name, actual, entry.get("source", "verified in cache"))
+        _verified.add(key)
+        if entry.get("sha256") != actual or entry.get("stamp") != stamp:
+            self.record(name, actual, entry.get("source", "verified in cache"))
         return "ok", actual
 
     def expected(self, name: str) -> str | None:
@@ -178,19 +188,39 @@ class _Manifest:
             self._save()
 
     def _save(self) -> None:
-        with atomic_path(self.path) as tmp:
-            tmp.write_text(json.dumps({"files": self.files}, indent=1, sort_keys=True) + "\n")
+        try:
+            with atomic_path(self.path) as tmp:
+                tmp.write_text(json.dumps({"files": self.files}, indent=1, sort_keys=True) + "\n")
+        except OSError as e:  # a read-only cache still serves verified files; the hashes are kept in memory
+            log.debug("cannot update %s: %s", self.path, e)
+
+
+def read_only_hint(folder: Path, err: OSError | None = None) -> str:
+    """The message for a cache folder that cannot be written: which folder, and what to set instead."""
+    why = f" ({os.strerror(err.errno) if err.errno else err})" if err is not None else ""
+    return (
+        f"the cache folder {folder} is read-only{why}. Set RAVEN_AVATAR_CACHE_DIR to a writable folder (or "
+        f"{MODELS_DIR_ENV} to a folder holding the weight files), or make {folder} writable"
+    )
+
+
+def _writable(folder: Path) -> OSError | None:
+    """None if files can be created in ``folder`` (made if missing), else the error."""
+    try:
+        check_writable(folder / ".write-test")
+    except OSError as e:
+        return e
+    return None
 
 
 def _discard_bad(manifest: _Manifest, name: str, status: str, expected: str | None, actual: str | None) -> None:
     path = manifest.folder / name
-    if status == "corrupt":
-        log.warning(
-            "cached %s is corrupt (sha256 %s, expected %s): deleting it and fetching it again", path, actual, expected
-        )
-    else:
-        log.warning("cached %s has no recorded checksum: deleting it and fetching it again", path)
-    path.unlink(missing_ok=True)
+    what = f"is corrupt (sha256 {actual}, expected {expected})" if status == "corrupt" else "has no recorded checksum"
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as e:
+        raise DownloadError(f"cached {path} {what} and cannot be deleted: {read_only_hint(path.parent, e)}") from e
+    log.warning("cached %s %s: deleted it, to fetch it again", path, what)
     manifest.forget(name)
 
 
@@ -439,6 +469,10 @@ def _model_dir(variant: str, user_dir: Path | None, progress: bool) -> Path:
         if not missing:
             return folder
         tried.append((f"cache {folder}", f"missing {', '.join(missing)}"))
+        if (err := _writable(folder)) is not None:
+            raise DownloadError(
+                f"THA3 {variant} weights: {', '.join(missing)} not in the cache, and {read_only_hint(folder, err)}"
+            )
         sources = _sources(variant, user_dir)
         message = f"the THA3 {variant} weights are not in the cache yet; {sources[0].intro()}"
         for k, (label, short, _, _, fetch) in enumerate(sources):
@@ -521,6 +555,17 @@ def _expected_sha256(path: Path) -> str | None:
     return known or _Manifest(path.parent).expected(path.name)
 
 
+def _load_failure(err: Exception) -> str:
+    """Why torch could not load a file, in one line; never torch's advice to load it unsafely."""
+    text = str(err)
+    if "weights_only" in text or "GLOBAL" in text:
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        what = f" ({found.group(1)})" if found else ""
+        return f"it holds Python objects{what}, not only tensors, so it was refused without running anything"
+    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    return first[:200]
+
+
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Load a THA3 weight file on the CPU with ``weights_only=True``.
 
@@ -529,18 +574,23 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         ChecksumError: the file cannot be loaded or is not a state dict (names the file, its hash and the fix).
     """
     path = Path(path)
-    hint = (
-        "It is truncated, corrupt or not a THA3 weight file. Delete it and run "
-        f"`python -m raven_avatar.engine.poser download --variant {path.parent.name}` to fetch it again"
-        if path.parent.name in VARIANTS
-        else "It is truncated, corrupt or not a THA3 weight file; replace it with the official one"
-    )
+    in_cache = path.resolve().is_relative_to(cache_root().resolve())
+    if in_cache and path.parent.name in VARIANTS:
+        hint = (
+            "It is truncated, corrupt or not a THA3 weight file. Delete it and run "
+            f"`python -m raven_avatar.engine.poser download --variant {path.parent.name}` to fetch it again"
+        )
+    elif in_cache:
+        hint = "It is truncated, corrupt or not a THA3 weight file; delete it"
+    else:
+        hint = "It is not a usable THA3 weight file; replace it with the official one (it was left as it is)"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as e:  # torch raises many types for a bad file
-        raise ChecksumError(path, _expected_sha256(path), file_sha256(path), f"Cannot load it ({e}). {hint}") from e
+        why = _load_failure(e)
+        raise ChecksumError(path, _expected_sha256(path), file_sha256(path), f"Cannot load it: {why}. {hint}") from e
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ChecksumError(path, _expected_sha256(path), file_sha256(path), f"It is not a state dict. {hint}")
     return state
