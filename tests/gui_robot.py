@@ -246,23 +246,18 @@ class Robot:
     def reveal(self, item: int | str, tries: int = 60) -> tuple[float, float, float, float]:
         """Scroll ``item``'s column with the mouse wheel until the item is wholly in view; returns its rect."""
         child = self._scroll_parent(item)
-        down = True  # while the item is not drawn at all, wheel down to the end, then up
+        if child is not None and self._scroll_parent(child) is not None:
+            self.reveal(child, tries)  # a list inside a scrolled column: the list first
         for _ in range(tries):
             self.settle(1)
-            r, c, scroll = self.call(lambda: (_viewport_rect(item), _viewport_rect(child) if child else None,
-                                              dpg.get_y_scroll(child) if child else 0.0))  # fmt: skip
-            r, c = self._screen(r), self._screen(c)
-            if r is not None and (c is None or (r[1] >= c[1] - 1 and r[3] <= c[3] + 1)):
-                return r
-            if c is None:
+            r, where, anchor = self.call(lambda: _scroll_position(item, child))
+            if where == "inside" and r is not None:
+                return self._screen(r)
+            if anchor is None:
                 break
-            if r is not None:
-                down = r[3] > c[3]
-            self.move(c[0] + 6, (c[1] + c[3]) / 2)  # the column's left margin: over no control
-            self.xdo("click", "5" if down else "4")
-            self.settle(1)
-            if r is None and self.call(lambda: dpg.get_y_scroll(child)) == scroll:
-                down = not down  # at the end of the column: the item is the other way
+            ax0, ay0, ax1, ay1 = self._screen(anchor)
+            self.move(ax0 + 4, (ay0 + ay1) / 2)  # over something inside the scrolled column or list
+            self.xdo("click", "5" if where == "below" else "4")
         raise RuntimeError(f"cannot scroll {item_path_safe(self, item)} into view")
 
     # -- operating one control ------------------------------------------------------------------------------------
@@ -372,6 +367,30 @@ def _viewport_rect(item: int | str) -> tuple[float, float, float, float] | None:
     return x, y, x + w, y + h
 
 
+def _scroll_position(item: int | str, child: int | str | None) -> tuple[Any, str, Any]:
+    """(viewport rect or None, "inside"/"above"/"below", rect of a visible item in ``child`` to wheel over).
+
+    An item's "pos" is in its window's content coordinates (scroll included), so it is compared with the part of
+    the content the child window shows: ``[scroll, scroll + height]``.
+    """
+    rect = _viewport_rect(item)
+    if child is None:
+        return rect, "inside" if rect is not None else "below", None
+    st = dpg.get_item_state(item)
+    y, h = st["pos"][1], st.get("rect_size", [0, 20])[1]
+    top, height = dpg.get_y_scroll(child), dpg.get_item_state(child)["rect_size"][1]
+    where = "above" if y < top else "below" if y + h > top + height - 4 else "inside"
+    anchor = None
+    stack = list(dpg.get_item_children(child, 1) or [])
+    while stack and anchor is None:
+        node = stack.pop(0)
+        r = _viewport_rect(node) if item_type(node) != "mvGroup" else None
+        if r is not None and dpg.get_item_state(node).get("visible") and r[3] > r[1]:
+            anchor = r
+        stack.extend(dpg.get_item_children(node, 1) or [])
+    return rect, where if rect is not None or where != "inside" else "below", anchor
+
+
 def _label_width(item: int | str) -> float:
     """Width of the label ImGui draws right of a widget's frame (item rects include it), with its spacing."""
     label = (dpg.get_item_label(item) or "").split("##")[0]
@@ -439,6 +458,10 @@ def sweep(
                 free = robot.call(lambda rows=rows: [r for r in rows if not dpg.get_value(r)])
                 item = free[-1] if free else item
             outcome = _exercise(robot, item, kind, path, state, dialogs_open, screenshot, options, texts)
+            if not outcome.ok and kind == "mvButton":  # once more: a click can land while a popup closes
+                if after is not None:
+                    after(path, outcome)
+                outcome = _exercise(robot, item, kind, path, state, dialogs_open, screenshot, options, texts)
             if not outcome.ok and failed.get(path, 0) < 2 and sum(p == path for p, _, _ in items) > 1:
                 failed[path] = failed.get(path, 0) + 1  # another instance of the same control may do something
                 if after is not None:

@@ -90,7 +90,7 @@ class SettingsEditorSession:
             "chain_n": len(m.chain.instances), "enabled": m.postprocessor_enabled, "emotion": m.emotion,
             "paused": m.paused, "talking": m.link.avatar.is_talking, "view_1to1": m.view_one_to_one,
             "crop_box": m.show_crop_overlay, "backdrop": m.backdrop_version, "recording": m.recorder is not None,
-            "data_eyes": getattr(m, "data_eyes", None),
+            "data_eyes": getattr(m.link.avatar.animator, "_data_state", None), "status": m.status,
         }  # fmt: skip
 
     def dialogs_open(self) -> str | None:
