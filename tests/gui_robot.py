@@ -380,14 +380,17 @@ def _scroll_position(item: int | str, child: int | str | None) -> tuple[Any, str
     y, h = st["pos"][1], st.get("rect_size", [0, 20])[1]
     top, height = dpg.get_y_scroll(child), dpg.get_item_state(child)["rect_size"][1]
     where = "above" if y < top else "below" if y + h > top + height - 4 else "inside"
-    anchor = None
+    # Wheel over the middle one of the visible items: ones at the edges may be cut by the border (no scrolling).
+    shown_rects = []
     stack = list(dpg.get_item_children(child, 1) or [])
-    while stack and anchor is None:
+    while stack and len(shown_rects) < 200:
         node = stack.pop(0)
-        r = _viewport_rect(node) if item_type(node) != "mvGroup" else None
+        r = _viewport_rect(node) if item_type(node) not in ("mvGroup", "mvChildWindow") else None
         if r is not None and dpg.get_item_state(node).get("visible") and r[3] > r[1]:
-            anchor = r
+            shown_rects.append(r)
         stack.extend(dpg.get_item_children(node, 1) or [])
+    shown_rects.sort(key=lambda r: r[1])
+    anchor = shown_rects[len(shown_rects) // 2] if shown_rects else None
     return rect, where if rect is not None or where != "inside" else "below", anchor
 
 
