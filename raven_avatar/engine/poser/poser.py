@@ -27,9 +27,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..device import resolve_device
+from ..device import available_cpu_cores, resolve_device
 from ..pose import FACE_SLICE, NUM_PARAMS, sanitize_pose
+from .cpu_backend import CpuStages, requested_backend, resolve_cpu_backend
 from .model import NETWORK_NAMES, THA3, tha3_state_dicts_to_model
+from .stages import STAGE_NAMES, stage_modules
 from .store import VARIANTS, load_state_dict, model_dir
 
 log = logging.getLogger(__name__)
@@ -136,23 +138,27 @@ class PoseSession:
         return buf
 
     def _stage_fns(self, buf: _Buffers) -> dict[str, Callable[[], tuple[Tensor, ...]]]:
-        model = self.poser.model
+        p = self.poser
 
-        def decompose() -> tuple[Tensor, ...]:
-            d = model.decompose(buf.image)
-            return d[0], d[3]  # eyebrow layer, background layer: all the next stage reads
+        def inputs(name: str) -> tuple[Tensor, ...]:
+            if name == "decompose":
+                return (buf.image,)
+            if name == "face":
+                return (buf.image, *buf.stage_out["decompose"], buf.pose)
+            return (*buf.stage_out["face"], buf.pose)
 
-        def face() -> tuple[Tensor, ...]:
-            eyebrow, background = buf.stage_out["decompose"]
-            dec = (eyebrow, None, None, background)
-            return (model.morph_face(buf.image, dec, buf.pose)[0],)  # type: ignore[arg-type]
+        def stage(name: str) -> Callable[[], tuple[Tensor, ...]]:
+            if p.cpu_stages is not None:
+                return lambda: p.cpu_stages.run(name, inputs(name))  # type: ignore[union-attr]
+            module = p.stages[name]
 
-        def body() -> tuple[Tensor, ...]:
-            (face_full,) = buf.stage_out["face"]
-            out = model.turn_body(face_full, buf.pose)[0][0]
-            return ((out * 0.5 + 0.5).clamp_(0.0, 1.0),)
+            def run() -> tuple[Tensor, ...]:
+                out = module(*inputs(name))
+                return out if isinstance(out, tuple) else (out,)
 
-        return {"decompose": decompose, "face": face, "body": body}
+            return run
+
+        return {name: stage(name) for name in STAGE_NAMES}
 
     def _run(self, image: Tensor, pose_host: Tensor, stages: str) -> Tensor:
         p = self.poser
@@ -208,6 +214,7 @@ class Poser:
         use_cuda_graphs: bool | None = None,
         channels_last: bool = False,
         notice: str | None = None,
+        cpu_stages: CpuStages | None = None,
     ):
         self.variant, self.device, self.dtype, self.channels_last = variant, device, dtype, channels_last
         self.use_cuda_graphs = device.type == "cuda" if use_cuda_graphs is None else use_cuda_graphs
@@ -215,6 +222,13 @@ class Poser:
         self.notice = notice
         model = model.to(device=device, dtype=dtype)
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
+        self.stages = stage_modules(self.model)
+        if cpu_stages is not None and device.type != "cpu":
+            raise ValueError(f"CPU backend stages given for a poser on {device}")
+        #: The stages on a fast CPU backend (ONNX Runtime, OpenVINO), or None when PyTorch runs them.
+        self.cpu_stages = cpu_stages
+        #: Which library runs the stages: "pytorch", "onnxruntime" or "openvino".
+        self.backend = cpu_stages.backend if cpu_stages is not None else "pytorch"
         self._lock = threading.RLock()
         self._default_session: PoseSession | None = None
 
@@ -257,13 +271,20 @@ def load_poser(
     use_cuda_graphs: bool | None = None,
     channels_last: bool = False,
     progress: bool = True,
+    cpu_backend: str | None = None,
 ) -> Poser:
     """Load THA3 ``variant`` onto ``device``, fetching weights through the model store if needed.
 
     ``variant`` defaults to ``separable_half`` on CUDA and ``separable_float`` on the CPU. Half-precision variants
     run in fp32 on the CPU (PyTorch's CPU fp16 convolutions are slow and inexact), with a notice. When CUDA is
     missing or runs out of memory, the poser falls back to the CPU and says so in :attr:`Poser.notice`.
+
+    On the CPU the stages run on ``cpu_backend``: ``auto`` (the default, or ``$RAVEN_AVATAR_CPU_BACKEND``),
+    ``pytorch``, ``onnxruntime`` or ``openvino`` (see :mod:`.cpu_backend`: exported and verified on first use, then
+    cached); a fast backend that is missing or fails falls back to PyTorch with a notice. PyTorch's own CPU thread
+    count is capped at the cores this process may use.
     """
+    requested_backend(cpu_backend)  # a typo fails here on every device
     dev, notice = resolve_device(device)
     variant = variant or _default_variant(dev)
     if variant not in VARIANTS:
@@ -275,13 +296,20 @@ def load_poser(
         separable=variant.startswith("separable"),
     )
     dtype = torch.float16 if variant.endswith("_half") else torch.float32
-    if dev.type == "cpu" and dtype == torch.float16:
-        dtype = torch.float32
-        notice = notice or f"{variant} runs in float32 on the CPU"
+    cpu_stages = None
+    if dev.type == "cpu":
+        if dtype == torch.float16:
+            dtype = torch.float32
+            notice = notice or f"{variant} runs in float32 on the CPU"
+        cores = available_cpu_cores()
+        if torch.get_num_threads() > cores:
+            torch.set_num_threads(cores)
+        cpu_stages, backend_notice = resolve_cpu_backend(model, variant, cpu_backend, threads=cores, progress=progress)
+        notice = notice or backend_notice
     try:
         poser = Poser(
             model, variant=variant, device=dev, dtype=dtype, use_cuda_graphs=use_cuda_graphs,
-            channels_last=channels_last, notice=notice,
+            channels_last=channels_last, notice=notice, cpu_stages=cpu_stages,
         )  # fmt: skip
         poser.warm_up()
         return poser
