@@ -355,6 +355,13 @@ class Robot:
         return f"pick entry {items[target]!r}"
 
 
+def _value_sibling(item: int | str) -> int | str | None:
+    """The first value widget (slider, checkbox, combo, field) in the same row group as ``item``, if any."""
+    siblings = dpg.get_item_children(dpg.get_item_parent(item), 1) or []
+    values = set(VALUE_FIRST) - {"mvButton", "mvSelectable", "mvMenuItem"}
+    return next((s for s in siblings if s != item and item_type(s) in values and shown(s)), None)
+
+
 def _viewport_rect(item: int | str) -> tuple[float, float, float, float] | None:
     """(x0, y0, x1, y1) of ``item`` in the viewport as last drawn, or None (not drawn: clipped, hidden, gone)."""
     if not dpg.does_item_exist(item):
@@ -461,9 +468,16 @@ def sweep(
                 free = robot.call(lambda rows=rows: [r for r in rows if not dpg.get_value(r)])
                 item = free[-1] if free else item
             outcome = _exercise(robot, item, kind, path, state, dialogs_open, screenshot, options, texts)
-            if not outcome.ok and kind == "mvButton":  # once more: a click can land while a popup closes
+            if not outcome.ok and kind == "mvButton":
+                # Once more, after changing the value beside it: a reset button has nothing to reset while its
+                # setting is at the default (and a click can land while a popup closes).
                 if after is not None:
                     after(path, outcome)
+                neighbour = robot.call(lambda i=item: _value_sibling(i))
+                if neighbour is not None:
+                    robot.operate(neighbour, robot.call(lambda n=neighbour: item_type(n)), texts.get(path))
+                    if after is not None:
+                        after(path, outcome)
                 outcome = _exercise(robot, item, kind, path, state, dialogs_open, screenshot, options, texts)
             if not outcome.ok and failed.get(path, 0) < 2 and sum(p == path for p, _, _ in items) > 1:
                 failed[path] = failed.get(path, 0) + 1  # another instance of the same control may do something

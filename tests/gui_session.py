@@ -91,6 +91,7 @@ class SettingsEditorSession:
             "paused": m.paused, "talking": m.link.avatar.is_talking, "view_1to1": m.view_one_to_one,
             "crop_box": m.show_crop_overlay, "backdrop": m.backdrop_version, "recording": m.recorder is not None,
             "data_eyes": getattr(m.link.avatar.animator, "_data_state", None), "status": m.status,
+            "presets": sorted(m.chain_presets()),
         }  # fmt: skip
 
     def dialogs_open(self) -> str | None:
@@ -102,8 +103,8 @@ class SettingsEditorSession:
     options = {
         "Capture / with backdrop [mvCheckbox]": "read by Screenshot and Record (the journey records)",
         "Capture / + WebM [mvCheckbox]": "read by Record (the journey records to WebM)",
-        "Postprocessor / preset name [mvInputText]": "read by 'Save chain as preset'",
-        "Postprocessor / [mvCombo]": "the filter that 'Add filter' appends",
+        "Postprocessor /  (preset name) [mvInputText]": "read by 'Save chain as preset'",
+        "Postprocessor /  (filter to add) [mvCombo]": "the filter that 'Add filter' appends",
     }
     texts: dict[str, str] = {}
 

@@ -363,7 +363,7 @@ class SettingsEditorApp:
                                                   callback=self.cb.value(self._on_preset))  # fmt: skip
                 tooltip(self.preset_combo, "Replace the chain with a preset's (shipped, then yours).")
             with dpg.group(horizontal=True):
-                self.w_preset_name = dpg.add_input_text(hint="preset name", width=150)
+                self.w_preset_name = dpg.add_input_text(hint="preset name", width=150, label="##preset name")
                 dpg.add_button(label="Save chain as preset", callback=self.cb.click(self._save_preset))
             self.chain_panel = ChainPanel(m, self.cb, self.show_error)
             self.chain_panel.build(header)

@@ -252,7 +252,8 @@ class ChainPanel:
 
     def build(self, parent: int | str) -> None:
         with dpg.group(horizontal=True, parent=parent):
-            self.add_combo = dpg.add_combo(self._filter_names, default_value=self._filter_names[0], width=170)
+            self.add_combo = dpg.add_combo(self._filter_names, default_value=self._filter_names[0], width=170,
+                                           label="##filter to add")  # fmt: skip
             b = dpg.add_button(label="Add filter", callback=self._cb.click(self._add))
             tooltip(b, "Append a new instance of the chosen filter (the same filter may appear several times).")
             b = dpg.add_button(label="Clear", callback=self._cb.click(self._do, self.model.clear_filters))
