@@ -392,7 +392,9 @@ def _scroll_position(item: int | str, child: int | str | None) -> tuple[Any, str
     stack = list(dpg.get_item_children(child, 1) or [])
     while stack and len(shown_rects) < 200:
         node = stack.pop(0)
-        r = _viewport_rect(node) if item_type(node) not in ("mvGroup", "mvChildWindow") else None
+        if item_type(node) == "mvChildWindow":
+            continue  # a list inside the column would take the wheel itself
+        r = _viewport_rect(node) if item_type(node) != "mvGroup" else None
         if r is not None and dpg.get_item_state(node).get("visible") and r[3] > r[1]:
             shown_rects.append(r)
         stack.extend(dpg.get_item_children(node, 1) or [])
