@@ -372,14 +372,14 @@ def settings_journey(session, args, report: dict[str, Any]) -> None:
     robot.operate(robot.find(win, "Capture / Stop recording [mvButton]"), "mvButton")
     seen = []
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        state = session.call(lambda: (m.encoding is not None, dpg.is_item_shown(app.encode_row),
+    while time.monotonic() < deadline:  # until the recording stopped and its encode is done, watching the bar
+        state = session.call(lambda: (m.recorder is not None or m.encoding is not None,
+                                      dpg.is_item_shown(app.encode_row),
                                       dpg.get_item_configuration(app.encode_bar)["overlay"]))  # fmt: skip
         seen.append(state)
         if not state[0]:
             break
-        time.sleep(0.3)
-    report["encode_progress"] = [s[2] for s in seen if s[1]]
+    report["encode_progress"] = sorted({s[2] for s in seen if s[1]})
     report["recordings"] = [str(p.relative_to(extra)) for p in sorted((extra / "recordings").rglob("*"))
                             if p.suffix in (".json", ".webm")]  # fmt: skip
 

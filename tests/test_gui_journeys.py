@@ -48,7 +48,7 @@ def test_settings_editor_journey(tmp_path, gui_env, example_character_png):
     chain = [["vignetting", {}], ["no_such_filter", {}], ["scanlines", {"dynamic": False}]]
     model = build_tiny_model(extra / "emotion_model", list(EMOTION_NAMES))
     (extra / "one_bad_filter.json").write_text(json.dumps({"postprocessor_chain": chain, "upscale": 1.0,
-                                                           "target_fps": 10, "emotion_model": str(model)}))  # fmt: skip
+                                                           "target_fps": 25, "emotion_model": str(model)}))  # fmt: skip
     r = run_session("settings", "journey", tmp_path / "out", gui_env, "--extra", str(extra))
     assert "cels:" in r["character"] and "blush1" in r["character"]
     assert r["emotions"][0] != r["emotions"][1]
