@@ -46,8 +46,8 @@ def test_sliders_take_real_values_clamped_and_switch_to_custom(model):
     model.set_value("blush1", -2)
     assert model.cels["blush1"] == 0.0
     assert model.preset == CUSTOM and model.dirty
-    with pytest.raises(KeyError):
-        model.set_value("waver2", 1.0)  # animator-driven, no slider
+    model.set_value("waver2", 1.0)  # every cel has a slider now (waver2 and data1-4 were missing)
+    assert model.cels["waver2"] == 1.0
     with pytest.raises(KeyError):
         model.set_value("not_a_key", 1.0)
 
@@ -211,15 +211,18 @@ def test_latest_worker_runs_newest_and_survives_errors():
         worker.stop()
 
 
-def test_help_card_lists_every_hotkey():
+def test_help_card_lists_every_hotkey(tmp_path):
     dpg = pytest.importorskip("dearpygui.dearpygui")
+    from raven_avatar.gui.callbacks import Callbacks
     from raven_avatar.gui.dialogs import Dialogs
+    from raven_avatar.gui.folders import FolderMemory
     from raven_avatar.gui.helpcard import help_rows
     from raven_avatar.gui.hotkeys import HotkeyTable
 
     dpg.create_context()
     try:
-        table = HotkeyTable(Dialogs())
+        callbacks = Callbacks(lambda error, what: None)
+        table = HotkeyTable(Dialogs(callbacks, FolderMemory(tmp_path / "folders.json")), callbacks)
         calls = []
         table.add(dpg.mvKey_S, "Save", lambda: calls.append("save"), ctrl=True)
         table.add(dpg.mvKey_S, "Batch", lambda: calls.append("batch"), ctrl=True, shift=True)
