@@ -24,6 +24,7 @@ _LAZY = {
     "STAGES": "raven_avatar.engine.pipeline",
     "render_still": "raven_avatar.engine.pipeline",
     "Renderer": "raven_avatar.engine.renderer",
+    "RenderGroup": "raven_avatar.engine.group",
     "RenderError": "raven_avatar.engine.renderer",
     "Animator": "raven_avatar.engine.animator",
     "Character": "raven_avatar.engine.character",

@@ -22,9 +22,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import PIL.Image
@@ -63,6 +66,7 @@ _MAX_PIXELS = 16384 * 16384
 # How often :func:`reload_character` retries a file that is still being written, and the first pause (doubles).
 _RELOAD_RETRIES = 4
 _RELOAD_PAUSE_S = 0.05
+_FX_NAME = re.compile(r"fx_[a-z][a-z0-9_]*")
 
 
 # The shipped animefx cels, decoded once: path -> ((mtime_ns, size), CPU float32 tensor).
@@ -105,7 +109,7 @@ class Character:
     """
 
     name: str
-    path: Path
+    path: Path | None  # None for a character made from images in memory (see :func:`character_from_images`)
     image: torch.Tensor
     cels: dict[str, torch.Tensor] = field(default_factory=dict)
     fx_cels: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -180,18 +184,25 @@ def load_rgba(path: Path, warnings: list[str]) -> torch.Tensor:
     """
     if not path.is_file():
         raise CharacterError(f"{path}: file not found")
+    return decode_rgba(path, path, warnings)
+
+
+def decode_rgba(source: Path | BinaryIO, label: str | Path, warnings: list[str]) -> torch.Tensor:
+    """Like :func:`load_rgba`, from a file path or an open binary stream (any format Pillow reads); ``label``
+    names the image in errors and warnings."""
+    label = Path(label)
     try:
-        with PIL.Image.open(path) as img:
+        with PIL.Image.open(source) as img:
             if img.width * img.height > _MAX_PIXELS:
-                raise CharacterError(f"{path}: image is {img.width}x{img.height}, too large to load")
+                raise CharacterError(f"{label}: image is {img.width}x{img.height}, too large to load")
             img.load()
-            rgba = _fit(_to_rgba(img, path), path, warnings)
+            rgba = _fit(_to_rgba(img, label), label, warnings)
     except CharacterError:
         raise
     except PIL.Image.DecompressionBombError as e:
-        raise CharacterError(f"{path}: image too large to load ({e})") from e
+        raise CharacterError(f"{label}: image too large to load ({e})") from e
     except (OSError, SyntaxError, ValueError) as e:  # Pillow raises all three for broken files
-        raise CharacterError(f"{path}: cannot read the image, truncated or not a valid image file ({e})") from e
+        raise CharacterError(f"{label}: cannot read the image, truncated or not a valid image file ({e})") from e
     arr = np.asarray(rgba, dtype=np.uint8)
     out = np.empty((4, *arr.shape[:2]), dtype=np.float32)
     out[:3] = _SRGB8_TO_LINEAR[arr.transpose(2, 0, 1)[:3]]  # a table lookup: exact for 8-bit input, and fast
@@ -225,6 +236,14 @@ def _discover(path: Path) -> tuple[dict[str, Path], dict[str, tuple[Path, str]],
     return ordered, dict(sorted(fx.items())), unknown
 
 
+def _shipped_tensor(f: Path, stamp: tuple[int, int] | None, warnings: list[str]) -> torch.Tensor:
+    """A shipped animefx cel: the same few files for every character, decoded once per process."""
+    cached = _SHIPPED_CACHE.get(f)
+    if cached is None or cached[0] != stamp:
+        cached = _SHIPPED_CACHE[f] = (stamp, load_rgba(f, warnings))
+    return cached[1]
+
+
 def _load(
     path: Path,
     device: torch.device | str,
@@ -251,13 +270,8 @@ def _load(
         if previous is not None and stamp is not None and previous.stamps.get(f) == stamp and f in old_tensors:
             stamps[f] = stamp
             return old_tensors[f]
-        if source_of.get(f) == "shipped":  # the same few files for every character: decode them once per process
-            cached = _SHIPPED_CACHE.get(f)
-            if cached is None or cached[0] != stamp:
-                cached = _SHIPPED_CACHE[f] = (stamp, load_rgba(f, warnings))
-            tensor = cached[1]
-        else:
-            tensor = load_rgba(f, warnings)
+        shipped = source_of.get(f) == "shipped"
+        tensor = _shipped_tensor(f, stamp, warnings) if shipped else load_rgba(f, warnings)
         stamps[f] = _stamp(f)
         return tensor.to(device=device, dtype=dtype)
 
@@ -297,6 +311,56 @@ def load_character(
     return _load(Path(path), device, dtype)
 
 
+def character_from_images(
+    name: str,
+    base: Path | BinaryIO,
+    cels: Mapping[str, Path | BinaryIO] | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Character:
+    """A character from images that are not in a character folder (e.g. uploaded over HTTP).
+
+    ``base`` and each cel are a path or an open binary stream in any format Pillow reads (sized like the base image
+    of :func:`load_character`). ``cels`` maps a blending-cel name (:data:`SUPPORTED_CELS`) or an animefx cel name
+    (``fx_<effect><n>``, overriding the shipped one) to its image. Nothing is looked up beside the images: the
+    character has no folder (``path`` is None), so it has no emotion files of its own; fx cels not given come from
+    the shipped set. A bad cel name raises ``ValueError``; a cel that cannot be decoded raises
+    :class:`CharacterError` naming it (an upload is checked as a whole, unlike a folder, where a broken cel is
+    skipped).
+    """
+    cels = dict(cels or {})
+    unknown = [n for n in cels if n not in SUPPORTED_CELS and not _FX_NAME.fullmatch(n)]
+    if unknown:
+        raise ValueError(
+            f"unknown cel name(s) {', '.join(map(repr, unknown))}; blending cels are {', '.join(SUPPORTED_CELS)}, "
+            "animefx cels are named fx_<effect><n>"
+        )
+    warnings: list[str] = []
+    image = decode_rgba(base, name, warnings).to(device=device, dtype=dtype)
+    if not bool((image[3] > 0).any()):
+        raise CharacterError(f"{name}: the image is fully transparent; there is no character to pose")
+    report = CharacterReport(warnings=warnings)
+    fx_cels: dict[str, torch.Tensor] = {}
+    shipped = asset_path("animefx")
+    if shipped.is_dir():
+        for f in sorted(shipped.glob("fx_*.png")):
+            fx_cels[f.stem] = _shipped_tensor(f, _stamp(f), warnings).to(device=device, dtype=dtype)
+            report.fx_cels[f.stem] = "shipped"
+    blending: dict[str, torch.Tensor] = {}
+    for cel in sorted(cels, key=lambda n: (SUPPORTED_CELS.index(n) if n in SUPPORTED_CELS else len(SUPPORTED_CELS), n)):
+        tensor = decode_rgba(cels[cel], cel, warnings).to(device=device, dtype=dtype)
+        if cel in SUPPORTED_CELS:
+            blending[cel] = tensor
+            if not bool((tensor[3] > 0).any()):
+                warnings.append(f"cel {cel} is fully transparent; it will have no effect")
+        else:
+            fx_cels[cel] = tensor
+            report.fx_cels[cel] = "character"
+    report.cels = list(blending)
+    return Character(name, None, image, blending, dict(sorted(fx_cels.items())), report)
+
+
 def reload_character(previous: Character) -> Character:
     """Re-read a character after its files changed (hot reload), reusing every unchanged file's tensor.
 
@@ -304,6 +368,8 @@ def reload_character(previous: Character) -> Character:
     character still cannot be loaded, ``previous`` is kept: the result is ``previous`` with the error added to its
     report's warnings, so the GUI keeps showing the last good version and says why.
     """
+    if previous.path is None:
+        raise CharacterError(f"{previous.name}: made from images in memory, there are no files to reload")
     device, dtype = previous.image.device, previous.image.dtype
     pause = _RELOAD_PAUSE_S
     for attempt in range(_RELOAD_RETRIES + 1):

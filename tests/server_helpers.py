@@ -1,0 +1,101 @@
+"""A real avatar-server (uvicorn on 127.0.0.1, a free port) in a background thread of the test process, and small
+helpers for its tests. One server per test module (THA3 on the CPU costs ~1 s a frame)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+#: Animator settings that keep an idle avatar still: poses repeat, so frames after the first are cheap.
+QUIET = {
+    "sway_macro_strength": 0.0,
+    "sway_micro_strength": 0.0,
+    "blink_probability": 0.0,
+    "saccade_enabled": False,
+    "animefx_enabled": False,
+    "postprocessor_chain": [],
+    "target_fps": 5,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def live_server(config) -> Iterator[str]:
+    """Run ``create_app(config)`` under uvicorn on 127.0.0.1:<free port>; yields the base URL."""
+    import uvicorn
+
+    from raven_avatar.server.app import create_app
+
+    config.host, config.port = "127.0.0.1", free_port()
+    app = create_app(config)
+    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{config.port}"
+    deadline = time.monotonic() + 120
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("avatar-server did not start")
+        time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(60)
+
+
+def png_bytes(path: Path) -> bytes:
+    return Path(path).read_bytes()
+
+
+def cel_png(size: int = 512, box: tuple[int, int, int, int] = (200, 150, 320, 200), rgba=(255, 60, 60, 160)) -> bytes:
+    """A cel: transparent with one coloured box."""
+    arr = np.zeros((size, size, 4), np.uint8)
+    x0, y0, x1, y1 = box
+    arr[y0:y1, x0:x1] = rgba
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGBA").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def load_avatar(client: httpx.Client, character: Path, cels: dict[str, bytes] | None = None, **headers) -> str:
+    files = [("file", (character.name, png_bytes(character), "image/png"))]
+    files += [(name, (f"{name}.png", data, "image/png")) for name, data in (cels or {}).items()]
+    r = client.post("/api/avatar/load", files=files, headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()["instance_id"]
+
+
+def read_parts(response: httpx.Response, count: int) -> list[tuple[dict[str, str], bytes]]:
+    """Parse ``count`` parts of a multipart/x-mixed-replace stream the way a client would."""
+    buf = b""
+    parts = []
+    it = response.iter_bytes()
+    while len(parts) < count:
+        while b"\r\n\r\n" not in buf:
+            buf += next(it)
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        assert lines[0] == "--frame", lines[0]
+        headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+        length = int(headers["content-length"])
+        while len(rest) < length + 2:
+            rest += next(it)
+        assert rest[length : length + 2] == b"\r\n"
+        parts.append((headers, rest[:length]))
+        buf = rest[length + 2 :]
+    return parts
