@@ -33,9 +33,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ManualClock:
+    """An animation clock that moves only when told: poses stay put, so frames after the first are cheap."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
 @contextlib.contextmanager
-def live_server(config) -> Iterator[str]:
-    """Run ``create_app(config)`` under uvicorn on 127.0.0.1:<free port>; yields the base URL."""
+def live_server(config) -> Iterator[tuple[str, object]]:
+    """Run ``create_app(config)`` under uvicorn on 127.0.0.1:<free port>; yields (base URL, app)."""
     import uvicorn
 
     from raven_avatar.server.app import create_app
@@ -52,7 +62,7 @@ def live_server(config) -> Iterator[str]:
             raise RuntimeError("avatar-server did not start")
         time.sleep(0.05)
     try:
-        yield url
+        yield url, app
     finally:
         server.should_exit = True
         thread.join(60)
@@ -80,22 +90,22 @@ def load_avatar(client: httpx.Client, character: Path, cels: dict[str, bytes] | 
     return r.json()["instance_id"]
 
 
-def read_parts(response: httpx.Response, count: int) -> list[tuple[dict[str, str], bytes]]:
-    """Parse ``count`` parts of a multipart/x-mixed-replace stream the way a client would."""
-    buf = b""
-    parts = []
-    it = response.iter_bytes()
-    while len(parts) < count:
-        while b"\r\n\r\n" not in buf:
-            buf += next(it)
-        head, rest = buf.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        assert lines[0] == "--frame", lines[0]
-        headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
-        length = int(headers["content-length"])
-        while len(rest) < length + 2:
-            rest += next(it)
-        assert rest[length : length + 2] == b"\r\n"
-        parts.append((headers, rest[:length]))
-        buf = rest[length + 2 :]
-    return parts
+@contextlib.contextmanager
+def server_for_tests(cpu_poser, data_dir: Path, **config_fields) -> Iterator[tuple[str, object]]:
+    """A live server on the shared CPU poser with a frozen clock, offline, user data in ``data_dir``."""
+    import pytest
+
+    from raven_avatar.server.config import ServerConfig
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAVEN_AVATAR_DATA_DIR", str(data_dir))
+        mp.setenv("RAVEN_AVATAR_OFFLINE", "1")
+        fields = {"poser": cpu_poser, "clock": ManualClock(), "warm_up": False, **config_fields}
+        with live_server(ServerConfig(**fields)) as (url, app):
+            yield url, app
+
+
+def decode(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.mode == "RGBA", img.mode
+        return np.asarray(img)
