@@ -100,10 +100,15 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> Synthesizer:
+    return tiny_synthesizer(tmp_path_factory.mktemp("kokoro"))
+
+
+def tiny_synthesizer(folder) -> Synthesizer:
+    """A real Synthesizer on a randomly initialised tiny KModel (also used by the server's speech test)."""
     from kokoro import KModel
 
     torch.manual_seed(0)
-    empty = tmp_path_factory.mktemp("kokoro") / "empty.pth"
+    empty = folder / "empty.pth"
     torch.save({}, empty)  # no weights to load: keep the random initialisation
     model = KModel(repo_id=tts.REPO_ID, config=tiny_config(), model=str(empty)).eval()
     with torch.no_grad():

@@ -292,6 +292,7 @@ class FeedHub:
         stats = frame.stats
         avatar_stats = self.avatar.stats
         render = {
+            "frame": frame.index,
             "render_ms": round(stats.get("total", 0.0), 3),
             "render_fps": round(avatar_stats.get("fps", 0.0), 2),
             "wait_ms": round(stats.get("wait", 0.0), 3),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import PIL.Image
 from fastapi import HTTPException, Request
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .config import Limits
 from .errors import ApiError
@@ -123,8 +124,8 @@ async def read_upload(request: Request, limits: Limits) -> Upload:
         )
     except BodyTooLarge:
         raise
-    except HTTPException as e:
-        raise ApiError(e.status_code if e.status_code != 400 else 400, "files", str(e.detail)) from None
+    except StarletteHTTPException as e:  # python-multipart's limits (number of parts, size of a field)
+        raise ApiError(e.status_code, "files", str(e.detail)) from None
     try:
         base: bytes | None = None
         name = "upload"
