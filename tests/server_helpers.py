@@ -13,18 +13,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import quiet
 from PIL import Image
 
 #: Animator settings that keep an idle avatar still: poses repeat, so frames after the first are cheap.
-QUIET = {
-    "sway_macro_strength": 0.0,
-    "sway_micro_strength": 0.0,
-    "blink_probability": 0.0,
-    "saccade_enabled": False,
-    "animefx_enabled": False,
-    "postprocessor_chain": [],
-    "target_fps": 5,
-}
+QUIET = {**quiet.QUIET, "postprocessor_chain": [], "target_fps": 5}
 
 
 def free_port() -> int:

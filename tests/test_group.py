@@ -7,20 +7,14 @@ import io
 
 import numpy as np
 import pytest
+import quiet
 import torch
 from PIL import Image
 
 from raven_avatar.engine import Avatar, RenderGroup
 from raven_avatar.engine.character import CharacterError, character_from_images, load_character
 
-QUIET = {
-    "sway_macro_strength": 0.0,
-    "sway_micro_strength": 0.0,
-    "blink_probability": 0.0,
-    "saccade_enabled": False,
-    "animefx_enabled": False,
-    "postprocessor_chain": [],
-}
+QUIET = {**quiet.QUIET, "postprocessor_chain": []}
 
 
 @pytest.mark.slow

@@ -22,6 +22,8 @@ pytestmark = [  # kokoro's own notes when building a model
     pytest.mark.filterwarnings("ignore:dropout option adds dropout:UserWarning"),
 ]
 
+from quiet import QUIET  # noqa: E402
+
 from raven_avatar.engine import pose  # noqa: E402
 from raven_avatar.engine.animator import Animator  # noqa: E402
 from raven_avatar.engine.speech import (  # noqa: E402
@@ -44,13 +46,6 @@ from raven_avatar.engine.speech import (  # noqa: E402
 from raven_avatar.engine.speech.lipsync import CLOSED, shape  # noqa: E402
 
 SYMBOLS = " !',-.:;?AIOQWYabdefhijklmnoprstuvwzæðŋɑɒɔəɛɜɡɪɹɾʃʊʌʒʤʧˈˌːθᵊᵻT"
-QUIET = {
-    "sway_macro_strength": 0.0,
-    "sway_micro_strength": 0.0,
-    "blink_probability": 0.0,
-    "saccade_enabled": False,
-    "animefx_enabled": False,
-}
 AAA = pose.param("mouth_aaa_index").index
 
 

@@ -15,9 +15,9 @@ Rules (PRODUCT.md §3):
 - **Hot swaps without tearing**: :meth:`Renderer.frame_boundary` holds the frame lock, so whatever is changed inside
   it (character, templates, settings) changes between two frames, all at once.
 
-A renderer given a :class:`~raven_avatar.engine.group.RenderGroup` has no thread of its own: the group's one thread
-renders all its members, posing those that are due together in one batched THA3 call. The rules above hold per
-member.
+A renderer given a :class:`Scheduler` (a :class:`~raven_avatar.engine.group.RenderGroup`) has no thread of its
+own: the group's one thread renders all its members, posing those that are due together in one batched THA3 call.
+The rules above hold per member.
 """
 
 from __future__ import annotations
@@ -30,13 +30,10 @@ import traceback
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .animator import AnimationState, Animator
 from .pipeline import Frame, Pipeline
-
-if TYPE_CHECKING:
-    from .group import RenderGroup
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +51,16 @@ class RenderError:
     frame_index: int  # index the failed frame would have had
     time: float  # time.time() of the failure
     count: int  # failures since the renderer started
+
+
+class Scheduler(Protocol):
+    """What renders a renderer that has no thread of its own (a :class:`~raven_avatar.engine.group.RenderGroup`)."""
+
+    condition: threading.Condition
+
+    def add(self, renderer: Renderer) -> None: ...
+    def remove(self, renderer: Renderer) -> None: ...
+    def has(self, renderer: Renderer) -> bool: ...
 
 
 class Renderer:
@@ -77,7 +84,7 @@ class Renderer:
         *,
         target_fps: float = 25.0,
         warm_up: bool | None = None,
-        group: RenderGroup | None = None,
+        group: Scheduler | None = None,
         output: str = "f32",
     ):
         if output not in ("f32", "u8"):
