@@ -10,7 +10,7 @@ them, reads every feed like a client (each in its own thread) and meanwhile send
 - server overhead per frame: encode ms and output (send) ms, medians from ``X-Server-Stats``;
 - the pose batch sizes seen (``pose_batch``: how many avatars one THA3 call posed);
 - control-call latency (``set_emotion`` / ``modify_overrides`` round trips, p50 and p99, ms);
-- memory (RSS) at the start and end.
+- memory (RSS) after loading, sampled during the measured run, and at the end.
 
 ``--cycles N`` also runs N load/unload cycles and reports RSS before and after (soak).
 
@@ -75,7 +75,7 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--variant", default=None)
     p.add_argument("--avatars", type=int, default=1)
-    p.add_argument("--fps", type=int, default=25)
+    p.add_argument("--fps", type=float, default=25)
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--format", default="QOI", choices=["PNG", "QOI"])
     p.add_argument("--upscale", type=float, default=1.0, help="upscale factor (1.0-2.0; 2.0 = 1024² frames)")
@@ -125,6 +125,8 @@ def main() -> None:
         registry = app.state.registry
         frames0 = None
         latencies: list[float] = []
+        rss_series: list[float] = []
+        rss_every = max(1.0, args.seconds / 10)
         emotions = ["joy", "neutral", "surprise", "curiosity"]
         t_start = time.monotonic()
         warm = min(10.0, args.seconds / 4)
@@ -134,6 +136,8 @@ def main() -> None:
                 frames0 = {i: registry.get(i).avatar.stats["frames"] for i in ids}
                 t_measure = time.monotonic()
                 latencies.clear()
+            if frames0 is not None and time.monotonic() - t_measure >= len(rss_series) * rss_every:
+                rss_series.append(rss_mb())
             iid = ids[n % len(ids)]
             body = (
                 {"instance_id": iid, "emotion_name": emotions[n % 4]}
@@ -191,7 +195,10 @@ def main() -> None:
         f"control calls: {len(latencies)}, p50 {percentile(latencies, 0.5):.2f} ms, "
         f"p99 {percentile(latencies, 0.99):.2f} ms"
     )
-    print(f"RSS: {rss0:.0f} MB after load, {rss1:.0f} MB at the end")
+    print(
+        f"RSS: {rss0:.0f} MB after load, {rss1:.0f} MB at the end; during the measured run (MB, every "
+        f"{rss_every:.0f} s): {' '.join(f'{r:.0f}' for r in rss_series)}"
+    )
     if cycles:
         print(cycles)
 

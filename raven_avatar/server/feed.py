@@ -225,7 +225,7 @@ class FeedHub:
                 if enc is None or enc.seq == sent:
                     try:
                         await asyncio.wait_for(event.wait(), KEEPALIVE_S)
-                    except TimeoutError:
+                    except asyncio.TimeoutError:  # noqa: UP041  (TimeoutError only from Python 3.11)
                         if enc is not None:  # nothing new for a while: the same picture again
                             yield part(enc, output_ms, rate.value)
                             last_send = loop.time()
