@@ -37,14 +37,14 @@ class ManualClock:
 
 
 @contextlib.contextmanager
-def live_server(config) -> Iterator[tuple[str, object]]:
-    """Run ``create_app(config)`` under uvicorn on 127.0.0.1:<free port>; yields (base URL, app)."""
+def live_server(config, modules=()) -> Iterator[tuple[str, object]]:
+    """Run ``create_app(config, modules)`` under uvicorn on 127.0.0.1:<free port>; yields (base URL, app)."""
     import uvicorn
 
     from raven_avatar.server.app import create_app
 
     config.host, config.port = "127.0.0.1", free_port()
-    app = create_app(config)
+    app = create_app(config, modules)
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -84,7 +84,7 @@ def load_avatar(client: httpx.Client, character: Path, cels: dict[str, bytes] | 
 
 
 @contextlib.contextmanager
-def server_for_tests(cpu_poser, data_dir: Path, **config_fields) -> Iterator[tuple[str, object]]:
+def server_for_tests(cpu_poser, data_dir: Path, modules=(), **config_fields) -> Iterator[tuple[str, object]]:
     """A live server on the shared CPU poser with a frozen clock, offline, user data in ``data_dir``."""
     import pytest
 
@@ -94,7 +94,7 @@ def server_for_tests(cpu_poser, data_dir: Path, **config_fields) -> Iterator[tup
         mp.setenv("RAVEN_AVATAR_DATA_DIR", str(data_dir))
         mp.setenv("RAVEN_AVATAR_OFFLINE", "1")
         fields = {"poser": cpu_poser, "clock": ManualClock(), "warm_up": False, **config_fields}
-        with live_server(ServerConfig(**fields)) as (url, app):
+        with live_server(ServerConfig(**fields), modules) as (url, app):
             yield url, app
 
 

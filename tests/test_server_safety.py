@@ -261,3 +261,24 @@ def test_command_line(tmp_path, monkeypatch, capsys):
     own = tmp_path / "key.txt"
     own.write_text("mine\n")
     assert config_from_args(build_parser().parse_args(["--api-key-file", str(own)])).api_key == "mine"
+
+
+def test_optional_modules_are_listed_when_available(cpu_poser, tmp_path):
+    from fastapi import APIRouter
+
+    from raven_avatar.server.modules import ServerModule
+
+    router = APIRouter()
+
+    @router.get("/api/classify/labels")
+    async def labels() -> dict:
+        return {"labels": ["joy"]}
+
+    modules = [ServerModule("classify", router=router), ServerModule("broken", available=lambda: 1 / 0)]
+    with (
+        server_for_tests(cpu_poser, tmp_path / "data", modules=modules) as (url, _),
+        httpx.Client(base_url=url, timeout=60) as http,
+    ):
+        listed = http.get("/api/modules").json()["modules"]
+        assert listed[0] == "avatar" and "classify" in listed and "broken" not in listed
+        assert http.get("/api/classify/labels").json() == {"labels": ["joy"]}

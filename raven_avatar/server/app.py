@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -18,11 +18,15 @@ from .auth import ApiKeyMiddleware
 from .config import ServerConfig
 from .errors import install_handlers
 from .limits import BodyLimitMiddleware
-from .modules import OPTIONAL_MODULES, ModuleList, ServerModule
+from .modules import ModuleList, ServerModule
 from .registry import DEFAULT_ID, AvatarRegistry
 from .speech import speech_module
 
 log = logging.getLogger("raven_avatar.server")
+
+#: The optional modules every app registers: factories ``(registry) -> ServerModule``. A new module (e.g. classify)
+#: adds its factory here; ``/api/modules`` lists those that are available.
+MODULES: tuple[Callable[[AvatarRegistry], ServerModule], ...] = (speech_module,)
 
 
 class RequestLogMiddleware:
@@ -79,7 +83,7 @@ def create_app(config: ServerConfig | None = None, modules: Iterable[ServerModul
 
     module_list = ModuleList()
     module_list.register(ServerModule("avatar"))
-    for module in [speech_module(registry), *(make(registry) for make in OPTIONAL_MODULES), *modules]:
+    for module in [*(make(registry) for make in MODULES), *modules]:
         module_list.register(module)
         if module.router is not None:
             app.include_router(module.router)

@@ -2,10 +2,10 @@
 
 A module is a name, a test of whether it works here, and optionally a router with its endpoints. The avatar API is
 always there; ``tts`` is listed when speech works (Kokoro installed and its weights found). More modules (e.g.
-``classify``: emotion from text) register the same way: add a :class:`ServerModule` factory to
-:data:`OPTIONAL_MODULES`, or pass modules to :func:`~raven_avatar.server.app.create_app`. A module whose
-``available()`` is False is not listed; its router is mounted all the same, so that its endpoints can answer why
-they do not work here (503 with the fix).
+``classify``: emotion from text) register the same way: add a factory ``(registry) -> ServerModule`` to
+:data:`~raven_avatar.server.app.MODULES`, or pass ready modules to :func:`~raven_avatar.server.app.create_app`.
+A module whose ``available()`` is False is not listed; its router is mounted all the same, so that its endpoints
+can answer why they do not work here (503 with the fix).
 """
 
 from __future__ import annotations
@@ -64,7 +64,3 @@ class ModuleList:
             return {"modules": self.available()}
 
         return router
-
-
-#: Factories of the optional modules every app tries to register (each returns a ServerModule).
-OPTIONAL_MODULES: list[Callable[..., ServerModule]] = []
