@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 import pytest
-from quiet import QUIET
 
 from raven_avatar.engine import pose
 from raven_avatar.engine.animator import Animator, fps_corrected_step, smooth_transition
@@ -13,6 +12,15 @@ from raven_avatar.engine.animator import Animator, fps_corrected_step, smooth_tr
 I = {key: pose.param(key).index for key in pose.KEYS}  # noqa: E741
 WINK_L, MOUTH_AAA, HEAD_X = I["eye_wink_left_index"], I["mouth_aaa_index"], I["head_x_index"]
 IRIS_X, IRIS_Y, BREATHING = I["iris_rotation_x_index"], I["iris_rotation_y_index"], I["breathing_index"]
+
+# Everything random switched off: only emotion targets, breathing and what a test switches on.
+QUIET = {
+    "sway_macro_strength": 0.0,
+    "sway_micro_strength": 0.0,
+    "blink_probability": 0.0,
+    "saccade_enabled": False,
+    "animefx_enabled": False,
+}
 
 
 @dataclass

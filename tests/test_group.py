@@ -3,8 +3,6 @@ RenderGroup renders avatars that are due together with one batched THA3 call; ch
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 import quiet
@@ -63,23 +61,24 @@ def test_render_group_poses_due_avatars_in_one_call(cpu_poser, example_character
     assert group.members == [] and not avatars[0].running
 
 
-def _png(arr: np.ndarray, mode: str = "RGBA") -> io.BytesIO:
-    buf = io.BytesIO()
-    Image.fromarray(arr, mode).save(buf, "PNG")
-    buf.seek(0)
-    return buf
+def _png(path, arr: np.ndarray, mode: str = "RGBA"):
+    Image.fromarray(arr, mode).save(path, "PNG")
+    return path
 
 
-def test_character_from_images(example_character_png):
+def test_character_from_images(example_character_png, tmp_path):
     cel = np.zeros((512, 512, 4), np.uint8)
     cel[100:200, 100:200] = (255, 0, 0, 128)
-    c = character_from_images("hero", example_character_png.open("rb"), {"blush1": _png(cel), "fx_star1": _png(cel)})
+    blush, star = _png(tmp_path / "a", cel), _png(tmp_path / "b", cel)
+    c = character_from_images("hero", example_character_png, {"blush1": blush, "fx_star1": star})
     assert c.path is None and c.name == "hero" and list(c.cels) == ["blush1"]
     assert c.report.fx_cels["fx_star1"] == "character" and "fx_heart1" in c.fx_cels
     torch.testing.assert_close(c.image, load_character(example_character_png).image)
     with pytest.raises(ValueError, match="unknown cel name"):
-        character_from_images("hero", example_character_png.open("rb"), {"../etc": _png(cel)})
+        character_from_images("hero", example_character_png, {"../etc": blush})
     with pytest.raises(CharacterError, match="no alpha channel"):
-        character_from_images("flat", _png(np.zeros((64, 64, 3), np.uint8), "RGB"))
-    with pytest.raises(CharacterError, match="blush2: cannot read"):
-        character_from_images("hero", example_character_png.open("rb"), {"blush2": io.BytesIO(b"junk")})
+        character_from_images("flat", _png(tmp_path / "c", np.zeros((64, 64, 3), np.uint8), "RGB"))
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"junk")
+    with pytest.raises(CharacterError, match="junk: cannot read"):
+        character_from_images("hero", example_character_png, {"blush2": junk})

@@ -27,7 +27,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import PIL.Image
@@ -66,7 +65,6 @@ _MAX_PIXELS = 16384 * 16384
 # How often :func:`reload_character` retries a file that is still being written, and the first pause (doubles).
 _RELOAD_RETRIES = 4
 _RELOAD_PAUSE_S = 0.05
-_FX_NAME = re.compile(r"fx_[a-z][a-z0-9_]*")
 
 
 # The shipped animefx cels, decoded once: path -> ((mtime_ns, size), CPU float32 tensor).
@@ -109,7 +107,7 @@ class Character:
     """
 
     name: str
-    path: Path | None  # None for a character made from images in memory (see :func:`character_from_images`)
+    path: Path | None  # None for a character made from loose image files (see :func:`character_from_images`)
     image: torch.Tensor
     cels: dict[str, torch.Tensor] = field(default_factory=dict)
     fx_cels: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -184,25 +182,18 @@ def load_rgba(path: Path, warnings: list[str]) -> torch.Tensor:
     """
     if not path.is_file():
         raise CharacterError(f"{path}: file not found")
-    return decode_rgba(path, path, warnings)
-
-
-def decode_rgba(source: Path | BinaryIO, label: str | Path, warnings: list[str]) -> torch.Tensor:
-    """Like :func:`load_rgba`, from a file path or an open binary stream (any format Pillow reads); ``label``
-    names the image in errors and warnings."""
-    label = Path(label)
     try:
-        with PIL.Image.open(source) as img:
+        with PIL.Image.open(path) as img:
             if img.width * img.height > _MAX_PIXELS:
-                raise CharacterError(f"{label}: image is {img.width}x{img.height}, too large to load")
+                raise CharacterError(f"{path}: image is {img.width}x{img.height}, too large to load")
             img.load()
-            rgba = _fit(_to_rgba(img, label), label, warnings)
+            rgba = _fit(_to_rgba(img, path), path, warnings)
     except CharacterError:
         raise
     except PIL.Image.DecompressionBombError as e:
-        raise CharacterError(f"{label}: image too large to load ({e})") from e
+        raise CharacterError(f"{path}: image too large to load ({e})") from e
     except (OSError, SyntaxError, ValueError) as e:  # Pillow raises all three for broken files
-        raise CharacterError(f"{label}: cannot read the image, truncated or not a valid image file ({e})") from e
+        raise CharacterError(f"{path}: cannot read the image, truncated or not a valid image file ({e})") from e
     arr = np.asarray(rgba, dtype=np.uint8)
     out = np.empty((4, *arr.shape[:2]), dtype=np.float32)
     out[:3] = _SRGB8_TO_LINEAR[arr.transpose(2, 0, 1)[:3]]  # a table lookup: exact for 8-bit input, and fast
@@ -311,23 +302,25 @@ def load_character(
     return _load(Path(path), device, dtype)
 
 
+_FX_NAME = re.compile(r"fx_[a-z][a-z0-9_]*")  # an animefx cel name
+
+
 def character_from_images(
     name: str,
-    base: Path | BinaryIO,
-    cels: Mapping[str, Path | BinaryIO] | None = None,
+    base: str | os.PathLike[str],
+    cels: Mapping[str, str | os.PathLike[str]] | None = None,
     *,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> Character:
-    """A character from images that are not in a character folder (e.g. uploaded over HTTP).
+    """A character from image files that are not a character folder (e.g. uploads the server saved).
 
-    ``base`` and each cel are a path or an open binary stream in any format Pillow reads (sized like the base image
-    of :func:`load_character`). ``cels`` maps a blending-cel name (:data:`SUPPORTED_CELS`) or an animefx cel name
-    (``fx_<effect><n>``, overriding the shipped one) to its image. Nothing is looked up beside the images: the
-    character has no folder (``path`` is None), so it has no emotion files of its own; fx cels not given come from
-    the shipped set. A bad cel name raises ``ValueError``; a cel that cannot be decoded raises
-    :class:`CharacterError` naming it (an upload is checked as a whole, unlike a folder, where a broken cel is
-    skipped).
+    ``base`` is the base image (sized like the base image of :func:`load_character`); ``cels`` maps a blending-cel
+    name (:data:`SUPPORTED_CELS`) or an animefx cel name (``fx_<effect><n>``, overriding the shipped one) to its
+    image file. Nothing is looked up beside the files: the character has no folder (``path`` is None), so it has no
+    emotion files of its own; fx cels not given come from the shipped set. A bad cel name raises ``ValueError``
+    (before any file is read); a cel that cannot be decoded raises :class:`CharacterError` naming its file (the
+    images are checked as a whole, unlike a folder, where a broken cel is skipped).
     """
     cels = dict(cels or {})
     unknown = [n for n in cels if n not in SUPPORTED_CELS and not _FX_NAME.fullmatch(n)]
@@ -337,9 +330,9 @@ def character_from_images(
             "animefx cels are named fx_<effect><n>"
         )
     warnings: list[str] = []
-    image = decode_rgba(base, name, warnings).to(device=device, dtype=dtype)
+    image = load_rgba(Path(base), warnings).to(device=device, dtype=dtype)
     if not bool((image[3] > 0).any()):
-        raise CharacterError(f"{name}: the image is fully transparent; there is no character to pose")
+        raise CharacterError(f"{base}: the image is fully transparent; there is no character to pose")
     report = CharacterReport(warnings=warnings)
     fx_cels: dict[str, torch.Tensor] = {}
     shipped = asset_path("animefx")
@@ -348,8 +341,9 @@ def character_from_images(
             fx_cels[f.stem] = _shipped_tensor(f, _stamp(f), warnings).to(device=device, dtype=dtype)
             report.fx_cels[f.stem] = "shipped"
     blending: dict[str, torch.Tensor] = {}
-    for cel in sorted(cels, key=lambda n: (SUPPORTED_CELS.index(n) if n in SUPPORTED_CELS else len(SUPPORTED_CELS), n)):
-        tensor = decode_rgba(cels[cel], cel, warnings).to(device=device, dtype=dtype)
+    order = {n: i for i, n in enumerate(SUPPORTED_CELS)}
+    for cel in sorted(cels, key=lambda n: (order.get(n, len(order)), n)):
+        tensor = load_rgba(Path(cels[cel]), warnings).to(device=device, dtype=dtype)
         if cel in SUPPORTED_CELS:
             blending[cel] = tensor
             if not bool((tensor[3] > 0).any()):
@@ -369,7 +363,7 @@ def reload_character(previous: Character) -> Character:
     report's warnings, so the GUI keeps showing the last good version and says why.
     """
     if previous.path is None:
-        raise CharacterError(f"{previous.name}: made from images in memory, there are no files to reload")
+        raise CharacterError(f"{previous.name}: made from loose images (character_from_images), not a folder to reload")
     device, dtype = previous.image.device, previous.image.dtype
     pause = _RELOAD_PAUSE_S
     for attempt in range(_RELOAD_RETRIES + 1):

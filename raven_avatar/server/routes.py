@@ -8,6 +8,8 @@ endpoint functions made in a loop below.)
 import asyncio
 import json
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -59,23 +61,31 @@ class FeedResponse(StreamingResponse):
 
 
 def _character(reg: AvatarRegistry, upload: Upload) -> Any:
-    import io
-
+    """The uploaded character. The images go through the engine's file loader from a private temporary folder,
+    under names the server makes (``part0``, ``part1``, ...): nothing of the request names a file."""
     poser = reg.poser
-    try:
-        return character_from_images(
-            upload.name,
-            io.BytesIO(upload.base),
-            {name: io.BytesIO(data) for name, data in upload.cels.items()},
-            device=poser.device,
-            dtype=poser.dtype,
-        )
-    except ValueError as e:  # unknown cel part names
-        raise ApiError(400, "cels", str(e)) from None
-    except CharacterError as e:
-        text = str(e)
-        part = next((c for c in upload.cels if text.startswith(f"{c}:")), "file")
-        raise ApiError(400, part, text) from None
+    with tempfile.TemporaryDirectory(prefix="avatar-upload-") as folder:
+        parts = {"file": upload.base, **upload.cels}
+        paths = {}
+        for i, (part, data) in enumerate(parts.items()):
+            paths[part] = Path(folder) / f"part{i}"
+            paths[part].write_bytes(data)
+        try:
+            return character_from_images(
+                upload.name,
+                paths.pop("file"),
+                paths,
+                device=poser.device,
+                dtype=poser.dtype,
+            )
+        except ValueError as e:  # unknown cel part names
+            raise ApiError(400, "cels", str(e)) from None
+        except CharacterError as e:
+            text = str(e)
+            for part, path in {"file": Path(folder) / "part0", **paths}.items():
+                if text.startswith(str(path)):
+                    raise ApiError(400, part, text.replace(str(path), part, 1).removeprefix(f"{part}: ")) from None
+            raise ApiError(400, "file", text.replace(folder + "/", "")) from None
 
 
 def _make_control(name: str, model: type, func: Any):
