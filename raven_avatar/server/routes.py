@@ -81,11 +81,12 @@ def _character(reg: AvatarRegistry, upload: Upload) -> Any:
         except ValueError as e:  # unknown cel part names
             raise ApiError(400, "cels", str(e)) from None
         except CharacterError as e:
-            text = str(e)
+            text, field = str(e), "file"
             for part, path in {"file": Path(folder) / "part0", **paths}.items():
-                if text.startswith(str(path)):
-                    raise ApiError(400, part, text.replace(str(path), part, 1).removeprefix(f"{part}: ")) from None
-            raise ApiError(400, "file", text.replace(folder + "/", "")) from None
+                if text.startswith(f"{path}:"):
+                    field = part
+                text = text.replace(str(path), part)
+            raise ApiError(400, field, text.removeprefix(f"{field}: ")) from None
 
 
 def _make_control(name: str, model: type, func: Any):
