@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -63,8 +64,6 @@ class BodyLimitMiddleware:
 
     @staticmethod
     async def _refuse(send, error: BodyTooLarge) -> None:
-        import json
-
         body = json.dumps({"error": error.detail}).encode()
         await send(
             {
