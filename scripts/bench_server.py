@@ -167,13 +167,18 @@ def main() -> None:
         batches = [b for r in results for b in r.get("batch", [])]
         cycles = ""
         if args.cycles:
-            before = rss_mb()
-            for _ in range(args.cycles):
+            series = [rss_mb()]
+            every = max(1, args.cycles // 10)
+            for k in range(args.cycles):
                 r = http.post(
                     "/api/avatar/load", files=[("file", (character.name, character.read_bytes(), "image/png"))]
                 )
                 http.post("/api/avatar/unload", json={"instance_id": r.json()["instance_id"]})
-            cycles = f"{args.cycles} load/unload cycles: RSS {before:.0f} -> {rss_mb():.0f} MB"
+                if (k + 1) % every == 0:
+                    series.append(rss_mb())
+            cycles = f"{args.cycles} load/unload cycles: RSS (MB) at the start and every {every} cycles: " + " ".join(
+                f"{r:.0f}" for r in series
+            )
     print(
         f"device: {device}; THA3 {poser.variant}; {args.avatars} avatar(s) at target {args.fps} FPS, "
         f"{args.format}, upscale {args.upscale}, chain {args.chain}; {span:.0f} s measured after {warm:.0f} s warm-up"
