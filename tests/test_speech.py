@@ -22,6 +22,8 @@ pytestmark = [  # kokoro's own notes when building a model
     pytest.mark.filterwarnings("ignore:dropout option adds dropout:UserWarning"),
 ]
 
+from quiet import QUIET  # noqa: E402
+
 from raven_avatar.engine import pose  # noqa: E402
 from raven_avatar.engine.animator import Animator  # noqa: E402
 from raven_avatar.engine.speech import (  # noqa: E402
@@ -44,13 +46,6 @@ from raven_avatar.engine.speech import (  # noqa: E402
 from raven_avatar.engine.speech.lipsync import CLOSED, shape  # noqa: E402
 
 SYMBOLS = " !',-.:;?AIOQWYabdefhijklmnoprstuvwzæðŋɑɒɔəɛɜɡɪɹɾʃʊʌʒʤʧˈˌːθᵊᵻT"
-QUIET = {
-    "sway_macro_strength": 0.0,
-    "sway_micro_strength": 0.0,
-    "blink_probability": 0.0,
-    "saccade_enabled": False,
-    "animefx_enabled": False,
-}
 AAA = pose.param("mouth_aaa_index").index
 
 
@@ -100,10 +95,15 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> Synthesizer:
+    return tiny_synthesizer(tmp_path_factory.mktemp("kokoro"))
+
+
+def tiny_synthesizer(folder) -> Synthesizer:
+    """A real Synthesizer on a randomly initialised tiny KModel (also used by the server's speech test)."""
     from kokoro import KModel
 
     torch.manual_seed(0)
-    empty = tmp_path_factory.mktemp("kokoro") / "empty.pth"
+    empty = folder / "empty.pth"
     torch.save({}, empty)  # no weights to load: keep the random initialisation
     model = KModel(repo_id=tts.REPO_ID, config=tiny_config(), model=str(empty)).eval()
     with torch.no_grad():

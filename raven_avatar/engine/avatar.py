@@ -73,11 +73,15 @@ class Avatar:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (ignored when ``poser`` is given). Falls back to the CPU
             with a :attr:`notice` when CUDA is unusable.
         poser: a loaded :class:`~raven_avatar.engine.poser.Poser` to share between several avatars.
+        group: a :class:`~raven_avatar.engine.group.RenderGroup` on ``poser``: render in its thread, posed in one
+            batched call with the other avatars of the group that are due at the same time.
         variant: THA3 variant (default: ``separable_half`` on CUDA, ``separable_float`` on the CPU).
         seed: seeds the animation's randomness (blinks, sway, ...); None picks one at random.
         clock: the animation clock (seconds, monotonic); tests and headless renders pass a fake one.
         warm_up: see :class:`~raven_avatar.engine.renderer.Renderer` (default: on CUDA only).
         allow_download: whether missing model or shader files may be downloaded.
+        output: the frames' pixel format: ``"f32"`` (``Frame.rgba_f32``, for a DearPyGui texture) or ``"u8"``
+            (``Frame.rgba_u8``, converted on the device; for encoders such as a web server).
 
     The render thread is not started until :meth:`start`.
     """
@@ -89,14 +93,18 @@ class Avatar:
         *,
         device: str | torch.device = "auto",
         poser: Any = None,
+        group: Any = None,
         variant: str | None = None,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         warm_up: bool | None = None,
         allow_download: bool = True,
+        output: str = "f32",
     ) -> None:
         from .poser import load_poser
 
+        if group is not None and poser is None:
+            poser = group.poser
         self._settings, self.settings_problems = resolve_settings(settings)
         if poser is None:
             backend = self._settings["cpu_backend"]  # "auto" leaves the choice to $RAVEN_AVATAR_CPU_BACKEND, then auto
@@ -113,7 +121,14 @@ class Avatar:
             clock=clock,
             data_cel_count=data_cel_count(self.pipeline.character),
         )
-        self.renderer = Renderer(self.pipeline, self.animator, target_fps=self._settings["target_fps"], warm_up=warm_up)
+        self.renderer = Renderer(
+            self.pipeline,
+            self.animator,
+            target_fps=self._settings["target_fps"],
+            warm_up=warm_up,
+            group=group,
+            output=output,
+        )
         self._still: Pipeline | None = None
         self._still_lock = threading.Lock()
         #: Emotion from text (:class:`~raven_avatar.engine.emotion_follow.TextEmotion`): ``classifier`` (built on first

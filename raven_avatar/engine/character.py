@@ -23,7 +23,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,7 +107,7 @@ class Character:
     """
 
     name: str
-    path: Path
+    path: Path | None  # None for a character made from loose image files (see :func:`character_from_images`)
     image: torch.Tensor
     cels: dict[str, torch.Tensor] = field(default_factory=dict)
     fx_cels: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -225,6 +227,14 @@ def _discover(path: Path) -> tuple[dict[str, Path], dict[str, tuple[Path, str]],
     return ordered, dict(sorted(fx.items())), unknown
 
 
+def _shipped_tensor(f: Path, stamp: tuple[int, int] | None, warnings: list[str]) -> torch.Tensor:
+    """A shipped animefx cel: the same few files for every character, decoded once per process."""
+    cached = _SHIPPED_CACHE.get(f)
+    if cached is None or cached[0] != stamp:
+        cached = _SHIPPED_CACHE[f] = (stamp, load_rgba(f, warnings))
+    return cached[1]
+
+
 def _load(
     path: Path,
     device: torch.device | str,
@@ -251,13 +261,8 @@ def _load(
         if previous is not None and stamp is not None and previous.stamps.get(f) == stamp and f in old_tensors:
             stamps[f] = stamp
             return old_tensors[f]
-        if source_of.get(f) == "shipped":  # the same few files for every character: decode them once per process
-            cached = _SHIPPED_CACHE.get(f)
-            if cached is None or cached[0] != stamp:
-                cached = _SHIPPED_CACHE[f] = (stamp, load_rgba(f, warnings))
-            tensor = cached[1]
-        else:
-            tensor = load_rgba(f, warnings)
+        shipped = source_of.get(f) == "shipped"
+        tensor = _shipped_tensor(f, stamp, warnings) if shipped else load_rgba(f, warnings)
         stamps[f] = _stamp(f)
         return tensor.to(device=device, dtype=dtype)
 
@@ -297,6 +302,59 @@ def load_character(
     return _load(Path(path), device, dtype)
 
 
+_FX_NAME = re.compile(r"fx_[a-z][a-z0-9_]*")  # an animefx cel name
+
+
+def character_from_images(
+    name: str,
+    base: str | os.PathLike[str],
+    cels: Mapping[str, str | os.PathLike[str]] | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Character:
+    """A character from image files that are not a character folder (e.g. uploads the server saved).
+
+    ``base`` is the base image (sized like the base image of :func:`load_character`); ``cels`` maps a blending-cel
+    name (:data:`SUPPORTED_CELS`) or an animefx cel name (``fx_<effect><n>``, overriding the shipped one) to its
+    image file. Nothing is looked up beside the files: the character has no folder (``path`` is None), so it has no
+    emotion files of its own; fx cels not given come from the shipped set. A bad cel name raises ``ValueError``
+    (before any file is read); a cel that cannot be decoded raises :class:`CharacterError` naming its file (the
+    images are checked as a whole, unlike a folder, where a broken cel is skipped).
+    """
+    cels = dict(cels or {})
+    unknown = [n for n in cels if n not in SUPPORTED_CELS and not _FX_NAME.fullmatch(n)]
+    if unknown:
+        raise ValueError(
+            f"unknown cel name(s) {', '.join(map(repr, unknown))}; blending cels are {', '.join(SUPPORTED_CELS)}, "
+            "animefx cels are named fx_<effect><n>"
+        )
+    warnings: list[str] = []
+    image = load_rgba(Path(base), warnings).to(device=device, dtype=dtype)
+    if not bool((image[3] > 0).any()):
+        raise CharacterError(f"{base}: the image is fully transparent; there is no character to pose")
+    report = CharacterReport(warnings=warnings)
+    fx_cels: dict[str, torch.Tensor] = {}
+    shipped = asset_path("animefx")
+    if shipped.is_dir():
+        for f in sorted(shipped.glob("fx_*.png")):
+            fx_cels[f.stem] = _shipped_tensor(f, _stamp(f), warnings).to(device=device, dtype=dtype)
+            report.fx_cels[f.stem] = "shipped"
+    blending: dict[str, torch.Tensor] = {}
+    order = {n: i for i, n in enumerate(SUPPORTED_CELS)}
+    for cel in sorted(cels, key=lambda n: (order.get(n, len(order)), n)):
+        tensor = load_rgba(Path(cels[cel]), warnings).to(device=device, dtype=dtype)
+        if cel in SUPPORTED_CELS:
+            blending[cel] = tensor
+            if not bool((tensor[3] > 0).any()):
+                warnings.append(f"cel {cel} is fully transparent; it will have no effect")
+        else:
+            fx_cels[cel] = tensor
+            report.fx_cels[cel] = "character"
+    report.cels = list(blending)
+    return Character(name, None, image, blending, dict(sorted(fx_cels.items())), report)
+
+
 def reload_character(previous: Character) -> Character:
     """Re-read a character after its files changed (hot reload), reusing every unchanged file's tensor.
 
@@ -304,6 +362,8 @@ def reload_character(previous: Character) -> Character:
     character still cannot be loaded, ``previous`` is kept: the result is ``previous`` with the error added to its
     report's warnings, so the GUI keeps showing the last good version and says why.
     """
+    if previous.path is None:
+        raise CharacterError(f"{previous.name}: made from loose images (character_from_images), not a folder to reload")
     device, dtype = previous.image.device, previous.image.dtype
     pause = _RELOAD_PAUSE_S
     for attempt in range(_RELOAD_RETRIES + 1):

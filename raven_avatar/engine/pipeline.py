@@ -10,6 +10,10 @@ Output is what a DearPyGui raw texture wants, computed on the device and copied 
 sRGB-encoded, straight alpha, flattened to ``H*W*4``. ``Frame.rgba_u8`` (H, W, 4) is derived from it on demand for
 exports (or produced directly on the device with ``output="u8"``).
 
+Several pipelines sharing a poser can pose in one batched THA3 call: :meth:`Pipeline.begin` (cels) for each,
+:func:`pose_batch` once, :meth:`Pipeline.finish` (the rest) for each (what
+:class:`~raven_avatar.engine.group.RenderGroup` does).
+
 Timings: each stage is timed with CUDA events on CUDA (no synchronisation between stages; the one sync is the host
 copy at the end), or with ``time.perf_counter`` on the CPU. With ``metrics=True`` the device is synchronised after
 every stage, so the numbers include host overhead (slower; for diagnosis).
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,6 +175,7 @@ class _Timer:
         return time.perf_counter()
 
     def mark(self, stage: str) -> None:
+        """End ``stage`` now (it started at the previous mark); a stage named ``""`` is time not counted."""
         self.marks.append((stage, self._now()))
 
     def result(self) -> dict[str, float]:
@@ -179,9 +184,33 @@ class _Timer:
         prev = self._start
         for stage, now in self.marks:
             ms = prev.elapsed_time(now) if self.cuda and not self.sync_each else (now - prev) * 1000.0
-            out[stage] = out.get(stage, 0.0) + ms
+            if stage:
+                out[stage] = out.get(stage, 0.0) + ms
             prev = now
         return out
+
+
+@dataclass
+class PendingFrame:
+    """A frame between :meth:`Pipeline.begin` and :meth:`Pipeline.finish`: its cels are blended, its pose is due."""
+
+    character: Character
+    image: torch.Tensor  # the blended (4, 512, 512) character image
+    pose: torch.Tensor  # (45,), CPU
+    timer: _Timer
+    start: float  # perf_counter at begin
+    batch: int = 1  # how many frames the pose call served
+
+
+def pose_batch(session: Any, frames: Sequence[PendingFrame]) -> torch.Tensor:
+    """Pose several pending frames (of pipelines sharing ``session``'s poser) in one THA3 call; returns their
+    (B, 4, 512, 512) posed images, one row per frame, for :meth:`Pipeline.finish`."""
+    with torch.inference_mode():
+        out = session.pose([f.image for f in frames], torch.stack([torch.as_tensor(f.pose) for f in frames]))
+    for f in frames:
+        f.timer.mark("pose")
+        f.batch = len(frames)
+    return out
 
 
 class Pipeline:
@@ -282,23 +311,16 @@ class Pipeline:
     def _process(
         self,
         character: Character,
-        pose: torch.Tensor,
-        cels: Mapping[str, float],
+        x: torch.Tensor,
         fx: Mapping[str, float],
         t: float,
         timer: _Timer,
         postprocess: bool = True,
     ) -> tuple[torch.Tensor, tuple[float, float, float, float] | None, tuple[int, int]]:
-        """Device work up to the sRGB image: ``(1, 4, H, W)`` float32, plus the crop applied and the full size."""
+        """Device work after posing, up to the sRGB image: ``(1, 4, H, W)`` float32, plus the crop applied and the
+        full size."""
         cfg = self._config
-        # Not inference_mode: the poser tells an unchanged image by its version counter, which inference tensors
-        # lack.
-        with torch.no_grad():
-            image = self._blend(character, cels)
-        timer.mark("cels")
         with torch.inference_mode():
-            x = self.session.pose(image, pose)
-            timer.mark("pose")
             if fx and character.fx_cels:
                 x = composite_cels(x, character.fx_cels, fx)
             timer.mark("animefx")
@@ -355,14 +377,47 @@ class Pipeline:
             postprocess: False skips the postprocessor chain (crop and upscale still apply).
             owned: give the frame its own arrays instead of the reused ring buffers (stills, exports).
         """
-        if output not in ("f32", "u8"):
-            raise ValueError(f"output must be 'f32' or 'u8', got {output!r}")
+        pending = self.begin(pose, cels, character=character)
+        with torch.inference_mode():
+            posed = self.session.pose(pending.image, pending.pose)
+        pending.timer.mark("pose")
+        return self.finish(pending, posed, fx, t, output=output, postprocess=postprocess, owned=owned)
+
+    def begin(
+        self, pose: torch.Tensor, cels: Mapping[str, float] | None = None, *, character: Character | None = None
+    ) -> PendingFrame:
+        """The first part of :meth:`render`: blend the cels. Pose the result with :func:`pose_batch` (or this
+        pipeline's ``session``), then :meth:`finish`."""
         character = character or self.character
         if character is None:
             raise RuntimeError("no character loaded")
         start = time.perf_counter()
         timer = _Timer(self.device, self._config.metrics)
-        srgb, crop, full = self._process(character, pose, cels or {}, fx or {}, t, timer, postprocess)
+        # Not inference_mode: the poser tells an unchanged image by its version counter, which inference tensors
+        # lack.
+        with torch.no_grad():
+            image = self._blend(character, cels or {})
+        timer.mark("cels")
+        return PendingFrame(character, image, pose, timer, start)
+
+    def finish(
+        self,
+        pending: PendingFrame,
+        posed: torch.Tensor,
+        fx: Mapping[str, float] | None = None,
+        t: float = 0.0,
+        *,
+        output: str = "f32",
+        postprocess: bool = True,
+        owned: bool = False,
+    ) -> Frame:
+        """The rest of :meth:`render` for a pending frame whose posed ``(1, 4, 512, 512)`` image is ``posed``."""
+        if output not in ("f32", "u8"):
+            raise ValueError(f"output must be 'f32' or 'u8', got {output!r}")
+        timer = pending.timer
+        if pending.batch > 1:
+            timer.mark("")  # the other frames of the batch were finished meanwhile: not this frame's time
+        srgb, crop, full = self._process(pending.character, posed, fx or {}, t, timer, postprocess)
         height, width = srgb.shape[-2:]
         cuda = self.device.type == "cuda"
         with torch.inference_mode():
@@ -389,7 +444,10 @@ class Pipeline:
         if cuda:
             torch.cuda.current_stream(self.device).synchronize()
         stats = timer.result()
-        stats["total"] = (time.perf_counter() - start) * 1000.0
+        # A batched frame's wall time includes the other frames' work: its total is the sum of its own stages.
+        wall = (time.perf_counter() - pending.start) * 1000.0
+        stats["total"] = wall if pending.batch == 1 else sum(stats.values())
+        stats["pose_batch"] = pending.batch
         return Frame(f32, width, height, t=t, stats=stats, crop=crop, full_size=full, _u8=u8)
 
     def warm_up(self) -> None:

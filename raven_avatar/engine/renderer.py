@@ -14,6 +14,10 @@ Rules (PRODUCT.md §3):
   :attr:`Renderer.last_error`, and the thread carries on; the last good frame stays available.
 - **Hot swaps without tearing**: :meth:`Renderer.frame_boundary` holds the frame lock, so whatever is changed inside
   it (character, templates, settings) changes between two frames, all at once.
+
+A renderer given a :class:`Scheduler` (a :class:`~raven_avatar.engine.group.RenderGroup`) has no thread of its
+own: the group's one thread renders all its members, posing those that are due together in one batched THA3 call.
+The rules above hold per member.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ import traceback
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from .animator import Animator
+from .animator import AnimationState, Animator
 from .pipeline import Frame, Pipeline
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,16 @@ class RenderError:
     count: int  # failures since the renderer started
 
 
+class Scheduler(Protocol):
+    """What renders a renderer that has no thread of its own (a :class:`~raven_avatar.engine.group.RenderGroup`)."""
+
+    condition: threading.Condition
+
+    def add(self, renderer: Renderer) -> None: ...
+    def remove(self, renderer: Renderer) -> None: ...
+    def has(self, renderer: Renderer) -> bool: ...
+
+
 class Renderer:
     """Renders one avatar's frames in a background thread.
 
@@ -58,18 +72,36 @@ class Renderer:
         target_fps: frames per second to aim for.
         warm_up: render one throw-away frame before the first one and after :meth:`request_warm_up` (default: on
             CUDA only, where it takes graph capture and cuDNN tuning out of the first visible frame).
+        group: render in this group's thread (poses batched with the other members) instead of a thread of its own.
+        output: ``"f32"`` (``Frame.rgba_f32``, what a DearPyGui texture takes) or ``"u8"`` (``Frame.rgba_u8`` made
+            on the device: a quarter of the bytes to copy, what an encoder takes).
     """
 
     def __init__(
-        self, pipeline: Pipeline, animator: Animator, *, target_fps: float = 25.0, warm_up: bool | None = None
+        self,
+        pipeline: Pipeline,
+        animator: Animator,
+        *,
+        target_fps: float = 25.0,
+        warm_up: bool | None = None,
+        group: Scheduler | None = None,
+        output: str = "f32",
     ):
+        if output not in ("f32", "u8"):
+            raise ValueError(f"output must be 'f32' or 'u8', got {output!r}")
+        self.output = output
         self.pipeline = pipeline
         self.animator = animator
         self.target_fps = target_fps
+        self.group = group
         self._warm_up_enabled = pipeline.device.type == "cuda" if warm_up is None else warm_up
         self._needs_warm_up = self._warm_up_enabled
         self._frame_lock = threading.RLock()  # held while a frame renders; swaps take it
-        self._cond = threading.Condition()  # guards the flags and the slot below
+        # Guards the flags and the slot below; a group member shares the group's, so that the group's thread wakes
+        # up when a frame is taken or a member resumes.
+        self._cond = group.condition if group is not None else threading.Condition()
+        self._due = 0.0  # monotonic time the next frame may start
+        self._idle_since = time.monotonic()  # when the last frame was published (for the "wait" stat)
         self._latest: Frame | None = None
         self._consumed = True
         self._taken: Frame | None = None  # the last frame handed out
@@ -96,6 +128,8 @@ class Renderer:
 
     @property
     def running(self) -> bool:
+        if self.group is not None:
+            return self.group.has(self)
         return self._thread is not None and self._thread.is_alive()
 
     @property
@@ -109,6 +143,9 @@ class Renderer:
             return
         with self._cond:
             self._stopping = False
+        if self.group is not None:
+            self.group.add(self)
+            return
         self._thread = threading.Thread(target=self._loop, name="raven-avatar-render", daemon=True)
         self._thread.start()
 
@@ -117,6 +154,10 @@ class Renderer:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+        if self.group is not None:
+            self.group.remove(self)
+            with self._frame_lock:  # the group's frame in progress, if any, is done when we get it
+                return
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -209,61 +250,86 @@ class Renderer:
 
     # ------------------------------------------------------------------------------------------------------- thread
 
-    def _wait_turn(self, due: float) -> bool:
-        """Block until a frame may be rendered: running, not paused, the last frame taken, and ``due`` reached.
-        False when stopping."""
+    def ready(self) -> bool:
+        """Whether a frame may be rendered now, due time aside: not stopping, not paused, the last frame taken.
+        (Call with the condition held; for the group's scheduler.)"""
+        return not self._stopping and not self._paused and self._consumed
+
+    @property
+    def due(self) -> float:
+        """Monotonic time at which the next frame may start (``1/target_fps`` after the last one started)."""
+        return self._due
+
+    def _wait_turn(self) -> bool:
+        """Block until a frame may be rendered: :meth:`ready` and due. False when stopping."""
         with self._cond:
             while True:
                 if self._stopping:
                     return False
-                if self._paused or not self._consumed:
+                if not self.ready():
                     self._cond.wait(_IDLE_WAIT_S)
                     continue
-                delay = due - time.monotonic()
+                delay = self._due - time.monotonic()
                 if delay <= 0:
                     return True
                 self._cond.wait(delay)
 
     def _loop(self) -> None:
-        due = time.monotonic()
+        self._due = self._idle_since = time.monotonic()
         while True:
-            waited = time.monotonic()
-            if not self._wait_turn(due):
+            if not self._wait_turn():
                 return
-            start = time.monotonic()
-            due = start + 1.0 / self._target_fps
             with self._frame_lock:
                 if self._paused:  # paused while we took the lock
                     continue
-                frame = self._render_one(wait_ms=(start - waited) * 1000.0)
+                frame = self.render_frame()
             if frame is not None:
-                with self._cond:
-                    self._latest, self._consumed = frame, False
-                    self._history.append((time.monotonic(), frame.stats))
-                    self._cond.notify_all()
+                self.publish(frame)
 
-    def _render_one(self, wait_ms: float) -> Frame | None:
-        index = self._index + 1
-        try:
-            if self._needs_warm_up:
-                self._needs_warm_up = False
-                self.pipeline.warm_up()
-            t0 = time.perf_counter()
-            state = self.animator.advance()
-            animate_ms = (time.perf_counter() - t0) * 1000.0
-            frame = self.pipeline.render(state.pose, state.cels, state.fx, state.t)
-        except Exception as e:  # one bad frame must not end the avatar
-            self._report(e, index)
-            return None
-        frame.index = index
+    def begin_frame(self) -> tuple[AnimationState, float]:
+        """Start a frame (warm-up if due, then the animator): ``(state, animate_ms)``; sets the next due time.
+        Called with :meth:`frame_boundary` held; the group's thread uses this, :meth:`complete` and
+        :meth:`publish` (an exception here or in between goes to :meth:`report`)."""
+        self._due = time.monotonic() + 1.0 / self._target_fps
+        if self._needs_warm_up:
+            self._needs_warm_up = False
+            self.pipeline.warm_up()
+        t0 = time.perf_counter()
+        state = self.animator.advance()
+        return state, (time.perf_counter() - t0) * 1000.0
+
+    def complete(self, frame: Frame, state: AnimationState, animate_ms: float) -> Frame:
+        """Number and annotate a rendered frame (see :meth:`begin_frame`)."""
+        self._index += 1
+        frame.index = self._index
         frame.emotion = state.emotion
         frame.stats["animate"] = animate_ms
         frame.stats["total"] += animate_ms
-        frame.stats["wait"] = wait_ms
-        self._index = index
+        frame.stats["wait"] = max(0.0, (self._due - 1.0 / self._target_fps - self._idle_since) * 1000.0)
         return frame
 
-    def _report(self, error: Exception, index: int) -> None:
+    def publish(self, frame: Frame) -> None:
+        """Hand a completed frame to consumers."""
+        with self._cond:
+            self._latest, self._consumed = frame, False
+            self._history.append((time.monotonic(), frame.stats))
+            self._idle_since = time.monotonic()
+            self._cond.notify_all()
+
+    def render_frame(self) -> Frame | None:
+        """Render, number and annotate one frame now (None if it failed: see :attr:`last_error`); call with
+        :meth:`frame_boundary` held, then :meth:`publish` it."""
+        try:
+            state, animate_ms = self.begin_frame()
+            frame = self.pipeline.render(state.pose, state.cels, state.fx, state.t, output=self.output)
+        except Exception as e:  # one bad frame must not end the avatar
+            self.report(e)
+            return None
+        return self.complete(frame, state, animate_ms)
+
+    def report(self, error: Exception) -> None:
+        """Record a failed frame (call from the ``except`` block: the traceback is taken from there)."""
+        index = self._index + 1
         self._errors += 1
         message = f"{type(error).__name__}: {error}"
         tb = traceback.format_exc()

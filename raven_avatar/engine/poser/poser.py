@@ -10,7 +10,9 @@ per-avatar state that makes posing fast:
 - **CUDA graphs.** On CUDA each stage is captured once per batch size into a graph over static buffers, which removes
   the ~300 kernel-launch overheads per frame that make eager THA3 launch-bound.
 
-Several sessions may share one poser (one set of weights); a lock serialises their GPU work.
+Several sessions may share one poser (one set of weights); a lock serialises their GPU work. One session can also pose
+several avatars in one batched call: give it one image per pose row (what
+:class:`~raven_avatar.engine.group.RenderGroup` does each tick).
 
 Images are (B, 4, 512, 512) or (4, 512, 512) RGBA in linear light, [0, 1], straight alpha (the engine's convention);
 poses are (B, 45) or (45,) in THA3 order (see :mod:`raven_avatar.engine.pose`).
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,13 +53,19 @@ class _Buffers:
 
 
 class PoseSession:
-    """One avatar's posing state on a shared :class:`Poser`. Create with :meth:`Poser.session`."""
+    """One avatar's (or one batch of avatars') posing state on a shared :class:`Poser`. Create with
+    :meth:`Poser.session`.
 
-    def __init__(self, poser: Poser):
+    ``batch_sizes``: how many batch sizes keep their buffers (and CUDA graphs) at once; a session that poses batches
+    of changing size (avatars joining and leaving a batch) keeps more than one so that it does not re-capture.
+    """
+
+    def __init__(self, poser: Poser, batch_sizes: int = 1):
         self.poser = poser
+        self.batch_sizes = batch_sizes
         self._buffers: dict[int, _Buffers] = {}
-        self._last_image: Tensor | None = None
-        self._last_image_version = -1
+        self._last_images: tuple[Tensor, ...] = ()
+        self._last_versions: tuple[int, ...] = ()
         self._last_pose: Tensor | None = None  # host copy, float32
         self._last_output: Tensor | None = None
         self._reported: set[str] = set()
@@ -66,20 +74,29 @@ class PoseSession:
 
     def reset(self) -> None:
         """Forget the cached image, pose and output (the next call recomputes everything)."""
-        self._last_image, self._last_pose, self._last_output = None, None, None
+        self._last_images, self._last_versions = (), ()
+        self._last_pose, self._last_output = None, None
 
-    def pose(self, image: Tensor, pose: Tensor) -> Tensor:
+    def pose(self, image: Tensor | Sequence[Tensor], pose: Tensor) -> Tensor:
         """Pose ``image`` with ``pose``; returns (B, 4, 512, 512) linear RGBA in [0, 1] (poser device and dtype).
 
-        ``pose`` should be a CPU tensor (or anything ``torch.as_tensor`` accepts): change detection reads it on the
-        host. Out-of-range values are clamped and NaN replaced by 0, reported once per kind in the log.
+        ``image``: one image (batch 1, or B images for B pose rows), or a list of B single images, one per pose row
+        (several avatars posed in one call). ``pose`` should be a CPU tensor (or anything ``torch.as_tensor``
+        accepts): change detection reads it on the host. Out-of-range values are clamped and NaN replaced by 0,
+        reported once per kind in the log.
         """
-        source = image  # identity + version of the caller's tensor tell whether the image changed
-        image, pose_host = self._check(image, pose)
+        # The identity + version of the caller's tensors tell whether an image changed.
+        sources = tuple(image) if isinstance(image, (list, tuple)) else (image,)
+        images, pose_host = self._check(sources, pose)
         batch = pose_host.shape[0]
-        if image.shape[0] not in (1, batch):
-            raise ValueError(f"image batch {image.shape[0]} does not match pose batch {batch}")
-        image_same = source is self._last_image and source._version == self._last_image_version
+        if len(images) > 1 and (len(images) != batch or any(im.shape[0] != 1 for im in images)):
+            raise ValueError(f"a list of images needs one single image per pose row ({batch} rows)")
+        if len(images) == 1 and images[0].shape[0] not in (1, batch):
+            raise ValueError(f"image batch {images[0].shape[0]} does not match pose batch {batch}")
+        image_same = len(sources) == len(self._last_images) and all(
+            s is old and s._version == v
+            for s, old, v in zip(sources, self._last_images, self._last_versions, strict=True)
+        )
         last = self._last_pose
         if image_same and last is not None and last.shape == pose_host.shape:
             if torch.equal(last[:, :_BODY_START], pose_host[:, :_BODY_START]):
@@ -92,14 +109,15 @@ class PoseSession:
             self.last_stages = "none"
             return self._last_output
         with self.poser._lock:
-            out = self._run(image, pose_host, stages)
-        self._last_image, self._last_image_version = source, source._version
+            out = self._run(images, pose_host, stages)
+        self._last_images, self._last_versions = sources, tuple(s._version for s in sources)
         self._last_pose, self._last_output, self.last_stages = pose_host, out, stages
         return out
 
     # -- internals -----------------------------------------------------------------------------------------------
 
-    def _check(self, image: Tensor, pose: Tensor) -> tuple[Tensor, Tensor]:
+    @staticmethod
+    def _check_image(image: Tensor) -> Tensor:
         if not isinstance(image, Tensor):
             raise TypeError(f"image must be a torch.Tensor, got {type(image).__name__}")
         if image.dim() == 3:
@@ -108,6 +126,12 @@ class PoseSession:
             raise ValueError(f"image must be (B, 4, 512, 512) or (4, 512, 512) RGBA, got shape {tuple(image.shape)}")
         if not image.is_floating_point():
             raise TypeError(f"image must be a float tensor in [0, 1], got dtype {image.dtype}")
+        return image
+
+    def _check(self, images: Sequence[Tensor], pose: Tensor) -> tuple[list[Tensor], Tensor]:
+        if not images:
+            raise ValueError("no image given")
+        checked = [self._check_image(im) for im in images]
         try:
             pose_host = torch.as_tensor(pose).detach().to("cpu", torch.float32)
         except (TypeError, ValueError, RuntimeError) as e:
@@ -122,7 +146,7 @@ class PoseSession:
             if kind not in self._reported:
                 self._reported.add(kind)
                 log.warning("pose input: %s (reported once)", p)
-        return image, pose_host.clone()
+        return checked, pose_host.clone()
 
     def _buffers_for(self, batch: int) -> _Buffers:
         buf = self._buffers.get(batch)
@@ -134,7 +158,11 @@ class PoseSession:
             )
             if p.channels_last:
                 buf.image = buf.image.contiguous(memory_format=torch.channels_last)
-            self._buffers = {batch: buf}  # one batch size at a time: graphs hold memory
+            while len(self._buffers) >= self.batch_sizes:  # graphs hold memory: keep the most recent sizes only
+                del self._buffers[next(iter(self._buffers))]
+            self._buffers[batch] = buf
+        else:
+            self._buffers[batch] = self._buffers.pop(batch)  # most recently used last
         return buf
 
     def _stage_fns(self, buf: _Buffers) -> dict[str, Callable[[], tuple[Tensor, ...]]]:
@@ -160,7 +188,7 @@ class PoseSession:
 
         return {name: stage(name) for name in STAGE_NAMES}
 
-    def _run(self, image: Tensor, pose_host: Tensor, stages: str) -> Tensor:
+    def _run(self, images: list[Tensor], pose_host: Tensor, stages: str) -> Tensor:
         p = self.poser
         batch = pose_host.shape[0]
         buf = self._buffers_for(batch)
@@ -169,8 +197,13 @@ class PoseSession:
             names = ("decompose", "face", "body")  # fresh buffers: everything
         buf.pose.copy_(pose_host, non_blocking=True)
         if "decompose" in names:
-            src = image.to(device=p.device, dtype=p.dtype, non_blocking=True)
-            buf.image.copy_((src * 2 - 1).expand(batch, -1, -1, -1))
+            if len(images) == 1:
+                src = images[0].to(device=p.device, dtype=p.dtype, non_blocking=True)
+                buf.image.copy_((src * 2 - 1).expand(batch, -1, -1, -1))
+            else:
+                for row, image in enumerate(images):
+                    src = image.to(device=p.device, dtype=p.dtype, non_blocking=True)
+                    buf.image[row : row + 1].copy_(src * 2 - 1)
         fns = self._stage_fns(buf)
         with torch.inference_mode():
             for name in names:
@@ -232,9 +265,9 @@ class Poser:
         self._lock = threading.RLock()
         self._default_session: PoseSession | None = None
 
-    def session(self) -> PoseSession:
-        """A new posing session (one per avatar sharing this poser)."""
-        return PoseSession(self)
+    def session(self, batch_sizes: int = 1) -> PoseSession:
+        """A new posing session (one per avatar sharing this poser; see :class:`PoseSession` for ``batch_sizes``)."""
+        return PoseSession(self, batch_sizes)
 
     def pose(self, image: Tensor, pose: Tensor) -> Tensor:
         """Pose with this poser's default session (see :meth:`PoseSession.pose`)."""
@@ -245,7 +278,7 @@ class Poser:
     def pose_all(self, image: Tensor, pose: Tensor) -> list[Tensor]:
         """All 29 THA3 outputs (names: ``THA3.OUTPUT_NAMES``) in THA3's [-1, 1] range, eagerly; for inspection."""
         session = self.session()
-        image, pose_host = session._check(image, pose)
+        (image,), pose_host = session._check((image,), pose)
         with self._lock, torch.inference_mode():
             x = image.to(self.device, self.dtype) * 2 - 1
             if self.channels_last:
