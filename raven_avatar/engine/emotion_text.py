@@ -80,7 +80,8 @@ def available() -> tuple[bool, str]:
     return True, ""
 
 
-def _missing_hint(model: str) -> str:
+def missing_model_hint(model: str) -> str:
+    """What to do when ``model`` is not on this machine (download where the Hub is reachable, or a local folder)."""
     return (
         f"run `{DOWNLOAD_COMMAND} --model {model}` once where the Hugging Face Hub is reachable (it fills the "
         "Hugging Face cache, ~/.cache/huggingface/hub; copy that folder here), or set the emotion_model setting to "
@@ -121,7 +122,7 @@ def download(
     if is_offline():
         raise OfflineError(
             f"cannot download the emotion model {model}: offline mode (RAVEN_AVATAR_OFFLINE or HF_HUB_OFFLINE is "
-            f"set); {_missing_hint(model)}"
+            f"set); {missing_model_hint(model)}"
         )
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
@@ -138,7 +139,8 @@ def download(
     except DownloadError:
         raise
     except Exception as err:
-        raise DownloadError(f"could not download the emotion model {model}: {err}. {_missing_hint(model)}") from err
+        hint = missing_model_hint(model)
+        raise DownloadError(f"could not download the emotion model {model}: {err}. {hint}") from err
     finally:
         if quiet:
             enable_progress_bars()
@@ -236,9 +238,9 @@ class EmotionClassifier:
         folder = find_model(model, cache_dir=cache_dir)
         if folder is None:
             if _is_path(model):
-                raise OfflineError(f"{model}: not a model folder (no config.json); {_missing_hint(DEFAULT_MODEL)}")
+                raise OfflineError(f"{model}: not a model folder (no config.json); {missing_model_hint(DEFAULT_MODEL)}")
             if not allow_download or is_offline():
-                raise OfflineError(f"the emotion model {model} is not downloaded; {_missing_hint(self.model)}")
+                raise OfflineError(f"the emotion model {model} is not downloaded; {missing_model_hint(self.model)}")
             folder = download(self.model, cache_dir=cache_dir)
         self.folder = folder
         self.device, self.notice = resolve_device(device)

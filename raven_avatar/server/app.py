@@ -15,6 +15,7 @@ import raven_avatar
 
 from . import overlay, routes, websocket
 from .auth import ApiKeyMiddleware
+from .classify import classify_module
 from .config import ServerConfig
 from .errors import install_handlers
 from .limits import BodyLimitMiddleware
@@ -26,7 +27,7 @@ log = logging.getLogger("raven_avatar.server")
 
 #: The optional modules every app registers: factories ``(registry) -> ServerModule``. A new module (e.g. classify)
 #: adds its factory here; ``/api/modules`` lists those that are available.
-MODULES: tuple[Callable[[AvatarRegistry], ServerModule], ...] = (speech_module,)
+MODULES: tuple[Callable[[AvatarRegistry], ServerModule], ...] = (speech_module, classify_module)
 
 
 class RequestLogMiddleware:

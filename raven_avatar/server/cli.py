@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the user data dir.",
     )
     p.add_argument(
+        "--emotion-model",
+        default=None,
+        help="the go-emotions text classifier of /api/classify: a Hugging Face Hub id (fetch it with python -m "
+        "raven_avatar.engine.emotion_text download) or a local folder (default: the reference's model)",
+    )
+    p.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -84,6 +90,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
         host=args.host, port=args.port, device=args.device, variant=args.variant, character=args.character,
         settings=args.settings, max_avatars=args.max_avatars, max_feeds=args.max_feeds, api_key=key,
+        **({"emotion_model": args.emotion_model} if args.emotion_model else {}),
     )  # fmt: skip
 
 

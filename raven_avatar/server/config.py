@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from raven_avatar.engine.emotion_text import DEFAULT_MODEL as DEFAULT_EMOTION_MODEL
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5100  # the reference server's port, so its clients work unchanged
 
@@ -44,6 +46,10 @@ class ServerConfig:
     poser: object | None = None
     #: Tests: a ready speech Synthesizer instead of the downloaded Kokoro weights.
     synthesizer: object | None = None
+    #: The go-emotions text classifier of /api/classify (a Hub id in the Hugging Face cache, or a local folder).
+    emotion_model: str = DEFAULT_EMOTION_MODEL
+    #: Tests: a ready EmotionClassifier for /api/classify.
+    classifier: object | None = None
     warm_up: bool | None = None  # None: on CUDA only (see Renderer)
     #: Tests: the avatars' animation clock (seconds); None: the wall clock. A frozen clock keeps poses still, so
     #: that frames after the first cost almost nothing on a CPU.

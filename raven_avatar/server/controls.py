@@ -33,6 +33,15 @@ class EmotionRequest(InstanceRequest):
     emotion_name: str = Field(min_length=1, max_length=128, description="e.g. joy; see /api/avatar/status")
 
 
+class TextRequest(InstanceRequest):
+    text: str = Field(min_length=1, max_length=20_000, description="what the character says")
+
+
+class FollowTextRequest(InstanceRequest):
+    chunk: str = Field("", max_length=20_000, description="the next piece of a streamed reply (any size)")
+    done: bool = Field(False, description="true with (or after) the last chunk")
+
+
 class OverridesRequest(InstanceRequest):
     overrides: dict[str, float] = Field(description="{pose key or cel name: value}; {} clears all overrides")
 
@@ -92,6 +101,25 @@ def set_emotion(reg: AvatarRegistry, req: EmotionRequest) -> None:
     except ValueError as e:
         raise ApiError(400, "emotion_name", str(e)) from None
     reg.events.emit("emotion", inst.id, emotion=req.emotion_name)
+
+
+def _text_emotion_failed(e: Exception) -> ApiError:
+    """The classifier cannot run here (transformers missing, model not downloaded): 503 with the fix."""
+    return ApiError(503, "classify", str(e))
+
+
+def set_emotion_from_text(reg: AvatarRegistry, req: TextRequest) -> dict[str, Any]:
+    inst = reg.get(req.instance_id)
+    try:
+        name, score = inst.avatar.set_emotion_from_text(req.text)
+    except (ImportError, OSError, RuntimeError) as e:  # OfflineError/DownloadError are OSErrors
+        raise _text_emotion_failed(e) from None
+    reg.events.emit("emotion", inst.id, emotion=name)
+    return {"emotion": name, "score": round(float(score), 6)}
+
+
+def follow_text(reg: AvatarRegistry, req: FollowTextRequest) -> None:
+    reg.get(req.instance_id).avatar.follow_text(req.chunk, done=req.done)
 
 
 def set_overrides(reg: AvatarRegistry, req: OverridesRequest) -> None:
@@ -184,10 +212,15 @@ CALLS: dict[str, tuple[type[BaseModel], Callable[[AvatarRegistry, Any], Any]]] =
     "modify_overrides": (ModifyOverridesRequest, modify_overrides),
     "load_animator_settings": (SettingsRequest, load_animator_settings),
     "load_emotion_templates": (TemplatesRequest, load_emotion_templates),
+    "set_emotion_from_text": (TextRequest, set_emotion_from_text),
+    "follow_text": (FollowTextRequest, follow_text),
 }
 
 DOCS = {
     "start": "Start (or resume) animating and rendering.",
+    "set_emotion_from_text": "Classify the text (go-emotions) and show its emotion at once: {emotion, score}.",
+    "follow_text": "Let the emotion follow a streamed reply: send chunks as they come (classified at sentence "
+    "ends, with the hysteresis of the emotion_* settings); returns at once.",
     "stop": "Pause: nothing is rendered until start; the feed keeps showing the last frame.",
     "start_talking": "Generic talking animation (random mouth, no lipsync).",
     "stop_talking": "End the generic talking animation.",

@@ -90,9 +90,9 @@ def _character(reg: AvatarRegistry, upload: Upload) -> Any:
 
 
 def _make_control(name: str, model: type, func: Any):
-    async def endpoint(request: Request, body: model) -> PlainTextResponse:  # type: ignore[valid-type]
-        await run_in_threadpool(func, registry_of(request), body)
-        return ok()
+    async def endpoint(request: Request, body: model) -> Response:  # type: ignore[valid-type]
+        result = await run_in_threadpool(func, registry_of(request), body)
+        return ok() if result is None else JSONResponse(result)  # the reference's "OK", or a call's answer
 
     endpoint.__name__ = name
     return endpoint
