@@ -357,6 +357,8 @@ class Robot:
 
 def _value_sibling(item: int | str) -> int | str | None:
     """The first value widget (slider, checkbox, combo, field) in the same row group as ``item``, if any."""
+    if not dpg.does_item_exist(item):
+        return None
     siblings = dpg.get_item_children(dpg.get_item_parent(item), 1) or []
     values = set(VALUE_FIRST) - {"mvButton", "mvSelectable", "mvMenuItem"}
     return next((s for s in siblings if s != item and item_type(s) in values and shown(s)), None)

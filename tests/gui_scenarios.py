@@ -11,7 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 import dearpygui.dearpygui as dpg
-from gui_robot import INTERACTIVE, Robot, inventory, item_type, shown, sweep
+from gui_robot import INTERACTIVE, Robot, inventory, shown, sweep
 
 TIMEOUT = 600.0  # one CPU render takes 1-15 s on a loaded 2-core machine
 
@@ -53,7 +53,7 @@ def _dispatch_value(item: int | str, kind: str) -> Any:
     if kind == "mvColorEdit":
         return [0.2, 0.5, 0.7, 1.0]
     if kind == "mvInputText":
-        return f"{value}"
+        return f"{value}x"
     if kind == "mvSelectable":
         return True
     return None
@@ -62,8 +62,10 @@ def _dispatch_value(item: int | str, kind: str) -> Any:
 def dispatch(session, options: dict[str, str], view_only: dict[str, str]) -> list[dict[str, Any]]:
     """Every control's callback run through ``dpg.run_callbacks`` with (sender, app_data, user_data) as DearPyGui
     passes them after a real event; each must change the app's state or open a dialog (or be a listed option)."""
+    from gui_robot import _ordered
+
     results = []
-    items = session.call(lambda: [(p, i, item_type(i)) for p, i in inventory(session.main_window)])
+    items = session.call(lambda: _ordered(inventory(session.main_window)))  # values before their reset buttons
     done: set[str] = set()
     tries: dict[str, int] = {}
     for path, item, kind in items:
@@ -137,7 +139,10 @@ def settings_sweep(session, args, report: dict[str, Any]) -> None:
     robot = Robot(session.call, session.title, session.screenshot)
     robot.key("ctrl+p")  # paused, the sweep does not wait behind THA3 frames
     wait(session, "pause", lambda: app.model.paused, 30)
-    view_only = {"View / Timing overlay [mvCheckbox]": "the overlay on the view"}
+    view_only = {
+        "View / Timing overlay [mvCheckbox]": "the overlay on the view",
+        "Fullscreen [F11] [mvButton]": "the window's size (the sweep checks its pixels)",
+    }
     report["dispatch"] = dispatch(session, session.options, view_only)
     if not session.call(lambda: app.model.paused):
         session.call(app.toggle_pause)

@@ -86,7 +86,8 @@ class SettingsEditorSession:
     def state(self) -> dict[str, Any]:
         m = self.app.model
         return {
-            "settings": json.loads(json.dumps(m.settings, default=str)), "chain": m.chain.to_chain(),
+            "settings": json.loads(json.dumps(m.settings, default=str)),
+            "chain": json.loads(json.dumps([[i.name, i.enabled, i.params] for i in m.chain.instances], default=str)),
             "chain_n": len(m.chain.instances), "enabled": m.postprocessor_enabled, "emotion": m.emotion,
             "paused": m.paused, "talking": m.link.avatar.is_talking, "view_1to1": m.view_one_to_one,
             "crop_box": m.show_crop_overlay, "backdrop": m.backdrop_version, "recording": m.recorder is not None,

@@ -11,6 +11,7 @@ from gui_helpers import run_session
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
+
 def check_controls(report: dict) -> None:
     sweep = report["sweep"]
     bad = [f"{o['path']}: {o['action']} -> {o['detail']}" for o in sweep["outcomes"] if not o["ok"]]

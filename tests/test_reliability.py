@@ -478,6 +478,7 @@ def test_animations_are_streamed_not_held_in_memory(tmp_path, writer):
     """13.9: 200 frames of 128x128 (12.5 MB in all) written from a generator with under 6 MB traced memory."""
     if writer == "webm":
         pytest.importorskip("av")
+
     def frames():
         for k in range(200):
             f = np.full((128, 128, 4), 255, np.uint8)
