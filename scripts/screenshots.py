@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -47,6 +48,8 @@ def main() -> int:
     for w, h in SIZES:
         with xvfb(w, h) as display:
             env = {**os.environ, "DISPLAY": display}
+            if shutil.which("xdotool"):  # the pointer in a corner: no hover highlight or tooltip in the pictures
+                subprocess.run(["xdotool", "mousemove", "0", "0"], env=env, check=False)
             for module, name in (("raven_avatar.pose_editor", "pose_editor"),
                                  ("raven_avatar.settings_editor", "settings_editor")):  # fmt: skip
                 out = args.out / f"{name}_{w}x{h}.png"

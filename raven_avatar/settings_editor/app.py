@@ -234,7 +234,8 @@ class SettingsEditorApp:
             with dpg.group(horizontal=True):
                 dpg.add_button(label="Load [Ctrl+Shift+A]", callback=self.cb.click(self.open_settings_dialog))
                 dpg.add_button(label="Save [Ctrl+S]", callback=self.cb.click(self.save_settings))
-                dpg.add_button(label="Save as [Ctrl+Shift+S]", callback=self.cb.click(self.save_settings_as_dialog))
+                b = dpg.add_button(label="Save as...", callback=self.cb.click(self.save_settings_as_dialog))
+                tooltip(b, "Save the settings under another name [Ctrl+Shift+S]")
             self.settings_text = dpg.add_text("", color=(180, 200, 220))
 
         with dpg.collapsing_header(label="Capture", default_open=True):
