@@ -356,12 +356,24 @@ class Robot:
 
 
 def _value_sibling(item: int | str) -> int | str | None:
-    """The first value widget (slider, checkbox, combo, field) in the same row group as ``item``, if any."""
+    """The value widget (slider, checkbox, combo, field) a reset button resets: in its row, else the first one in
+    what follows the row (a list setting's editors below it), if any."""
     if not dpg.does_item_exist(item):
         return None
-    siblings = dpg.get_item_children(dpg.get_item_parent(item), 1) or []
     values = set(VALUE_FIRST) - {"mvButton", "mvSelectable", "mvMenuItem"}
-    return next((s for s in siblings if s != item and item_type(s) in values and shown(s)), None)
+    row = dpg.get_item_parent(item)
+    siblings = dpg.get_item_children(row, 1) or []
+    found = next((s for s in siblings if s != item and item_type(s) in values and shown(s)), None)
+    if found is not None:
+        return found
+    outer = dpg.get_item_children(dpg.get_item_parent(row), 1) or []
+    stack = outer[outer.index(row) + 1 : outer.index(row) + 2] if row in outer else []
+    while stack:
+        node = stack.pop(0)
+        if item_type(node) in values and shown(node):
+            return node
+        stack[:0] = dpg.get_item_children(node, 1) or []
+    return None
 
 
 def _viewport_rect(item: int | str) -> tuple[float, float, float, float] | None:
