@@ -270,15 +270,15 @@ def test_optional_modules_are_listed_when_available(cpu_poser, tmp_path):
 
     router = APIRouter()
 
-    @router.get("/api/classify/labels")
+    @router.get("/api/extra/labels")
     async def labels() -> dict:
         return {"labels": ["joy"]}
 
-    modules = [ServerModule("classify", router=router), ServerModule("broken", available=lambda: 1 / 0)]
+    modules = [ServerModule("extra", router=router), ServerModule("broken", available=lambda: 1 / 0)]
     with (
         server_for_tests(cpu_poser, tmp_path / "data", modules=modules) as (url, _),
         httpx.Client(base_url=url, timeout=60) as http,
     ):
         listed = http.get("/api/modules").json()["modules"]
-        assert listed[0] == "avatar" and "classify" in listed and "broken" not in listed
-        assert http.get("/api/classify/labels").json() == {"labels": ["joy"]}
+        assert listed[0] == "avatar" and "extra" in listed and "broken" not in listed
+        assert http.get("/api/extra/labels").json() == {"labels": ["joy"]}

@@ -298,7 +298,8 @@ def _headers(group: int) -> list[int]:
 def _click(button: int) -> None:
     import dearpygui.dearpygui as dpg
 
-    dpg.get_item_callback(button)()
+    # As DearPyGui dispatches a click: (sender, app_data, user_data) through run_callbacks.
+    dpg.run_callbacks([(dpg.get_item_callback(button), button, None, dpg.get_item_user_data(button))])
 
 
 def test_chain_panel_reorder_duplicate_then_save_load_round_trip(driver, env):
@@ -342,10 +343,10 @@ def test_dropped_files_open_by_kind(driver, env):
     app, model = driver.app, driver.model
     scene = env["root"] / "dropped_scene.png"
     PIL.Image.new("RGBA", (64, 48), (200, 30, 30, 255)).save(scene)
-    app.filedrop.inject([scene])
+    app.shell.filedrop.inject([scene])
     driver.pump_until(lambda: model.settings["backdrop_path"] == str(scene.resolve()), 10, "the dropped backdrop")
     model.set_setting("backdrop_color", [0.1, 0.1, 0.1, 1.0])
-    app.filedrop.inject([REFERENCE / "redsepia.json"])  # unsaved changes: asks first
+    app.shell.filedrop.inject([REFERENCE / "redsepia.json"])  # unsaved changes: asks first
     driver.pump_until(lambda: app.dialogs.open_kind == "confirm", 10, "the unsaved-changes question")
     app.dialogs.accept()
     driver.pump_until(lambda: model.settings_path == REFERENCE / "redsepia.json", 10, "the dropped settings")
