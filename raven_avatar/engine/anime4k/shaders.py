@@ -108,8 +108,11 @@ def fetch_pack(*, timeout: float = 30) -> Path:
     except ChecksumError as exc:
         source = target / "SOURCE.txt"
         raise ChecksumError(
-            zip_path, exc.expected, exc.actual, f"It differs from the first download, recorded in {source}; it was "
-            "deleted. If upstream really changed the file, delete SOURCE.txt to accept the new one"
+            zip_path,
+            exc.expected,
+            exc.actual,
+            f"It differs from the first download, recorded in {source}; it was "
+            "deleted. If upstream really changed the file, delete SOURCE.txt to accept the new one",
         ) from exc
     except DownloadError as exc:
         raise type(exc)(

@@ -151,7 +151,9 @@ def _stale_reason(folder: Path, runtime: Runtime, key: dict[str, object]) -> str
         if "versions" in changed:
             was, now = old.get("versions", {}), key["versions"]
             return "library versions changed: " + ", ".join(
-                f"{lib} {was.get(lib)} → {v}" for lib, v in now.items() if was.get(lib) != v  # type: ignore[union-attr]
+                f"{lib} {was.get(lib)} → {v}"
+                for lib, v in now.items()
+                if was.get(lib) != v  # type: ignore[union-attr]
             )
         return f"{', '.join(changed)} changed"
     hashes = manifest.get("files", {})
@@ -242,8 +244,6 @@ def load_cpu_stages(
     return CpuStages(backend, fns, folder, threads)
 
 
-
-
 # -- choosing -------------------------------------------------------------------------------------------------------
 
 
@@ -315,7 +315,11 @@ def choose_backend(model: nn.Module, variant: str, *, threads: int, progress: bo
 
 
 def resolve_cpu_backend(
-    model: nn.Module, variant: str, cpu_backend: str | None = None, *, threads: int | None = None,
+    model: nn.Module,
+    variant: str,
+    cpu_backend: str | None = None,
+    *,
+    threads: int | None = None,
     progress: bool = True,
 ) -> tuple[CpuStages | None, str | None]:
     """The stages to run on the CPU (None: PyTorch) and a notice when the request could not be met."""  # fmt: skip
