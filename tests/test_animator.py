@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 import pytest
+from quiet import QUIET  # everything random switched off
 
 from raven_avatar.engine import pose
 from raven_avatar.engine.animator import Animator, fps_corrected_step, smooth_transition
@@ -15,15 +16,6 @@ IRIS_X, IRIS_Y, BREATHING = I["iris_rotation_x_index"], I["iris_rotation_y_index
 
 # The schema's blink defaults (QUIET switches blinking off).
 DEFAULT_BLINKS = {"blink_probability": 0.03}
-
-# Everything random switched off: only emotion targets, breathing and what a test switches on.
-QUIET = {
-    "sway_macro_strength": 0.0,
-    "sway_micro_strength": 0.0,
-    "blink_probability": 0.0,
-    "saccade_enabled": False,
-    "animefx_enabled": False,
-}
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 import dearpygui.dearpygui as dpg
 
 from raven_avatar.gui.callbacks import Callbacks
-from raven_avatar.gui.listview import ListView
+from raven_avatar.gui.listview import ListView, stepped
 from raven_avatar.gui.theme import ERROR_COLOUR
 
 log = logging.getLogger(__name__)
@@ -210,14 +210,5 @@ class FileDialog:
     def browse(self, step: int | str) -> None:
         """Up/Down/Home/End in the listing while the dialog is open."""
         rows = self.list.items()
-        if not rows:
-            return
-        current = self.list.get()
-        index = rows.index(current) if current in rows else -1
-        if step == "first":
-            index = 0
-        elif step == "last":
-            index = len(rows) - 1
-        else:
-            index = min(max(index + int(step), 0), len(rows) - 1)
-        self.list.choose(rows[index])
+        if rows:
+            self.list.choose(stepped(rows, self.list.get(), step))

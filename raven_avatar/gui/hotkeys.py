@@ -16,6 +16,7 @@ import dearpygui.dearpygui as dpg
 
 from raven_avatar.gui.callbacks import Callbacks
 from raven_avatar.gui.dialogs import Dialogs
+from raven_avatar.gui.listview import stepped
 
 log = logging.getLogger(__name__)
 
@@ -179,14 +180,5 @@ class HotkeyTable:
         items = list(target.items())
         if not items:
             return False
-        current = target.get()
-        index = items.index(current) if current in items else 0
-        step = _BROWSE[key]
-        if step == "first":
-            index = 0
-        elif step == "last":
-            index = len(items) - 1
-        else:
-            index = min(max(index + int(step), 0), len(items) - 1)
-        target.choose(items[index])
+        target.choose(stepped(items, target.get(), _BROWSE[key]))
         return True

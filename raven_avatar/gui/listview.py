@@ -18,6 +18,17 @@ DOUBLE_CLICK_S = 0.45  # two clicks on one row within this time are a double cli
 _ROW_H = 21  # until a frame has been drawn and real row positions are known (16 px font + 4 px spacing)
 
 
+def stepped(items: Sequence[str], current: str | None, step: int | str) -> str:
+    """The entry of the non-empty ``items`` that a key moves to from ``current``: ``"first"``, ``"last"`` or
+    ``step`` entries on (clamped at the ends; from no selection, ``+1`` is the first entry)."""
+    if step == "first":
+        return items[0]
+    if step == "last":
+        return items[-1]
+    index = items.index(current) if current in items else -1
+    return items[min(max(index + int(step), 0), len(items) - 1)]
+
+
 class ListView:
     """``values`` shown as rows (optionally with other ``labels``); :meth:`get` is the selected value or ``None``.
 
