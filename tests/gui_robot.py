@@ -454,7 +454,7 @@ def sweep(
     options: dict[str, str],
     texts: dict[str, str],
     after: Callable[[str, Outcome], None] | None = None,
-    rounds: int = 4,
+    rounds: int = 12,
 ) -> Report:
     """Operate every interactive item of ``main_window`` by real input and record what each did.
 
@@ -477,13 +477,21 @@ def sweep(
         if not todo:
             break
         for path, item, kind in todo:
-            if path in covered or not robot.call(lambda i=item: dpg.does_item_exist(i) and shown(i)):
+            if path in covered:
                 continue
+            if not robot.call(lambda i=item: dpg.does_item_exist(i) and shown(i)):
+                # Rebuilt since the inventory (a chain panel after Up/Dup/Del): the same control, new id.
+                now = [i for p, i in robot.call(lambda: inventory(main_window)) if p == path]
+                if not now:
+                    continue
+                item = now[0]
             if kind == "mvSelectable":  # a row not selected yet, from the end of the list (not "[custom]")
                 rows = [i for p, i, _ in items if p == path]
                 free = robot.call(lambda rows=rows: [r for r in rows if not dpg.get_value(r)])
                 item = free[-1] if free else item
             outcome = _exercise(robot, item, kind, path, state, dialogs_open, screenshot, options, texts)
+            if "Item not found" in outcome.detail:
+                continue  # it vanished while being operated (its panel was rebuilt): the next round retries it
             if not outcome.ok and kind == "mvButton":
                 # Once more, after changing the value beside it: a reset button has nothing to reset while its
                 # setting is at the default (and a click can land while a popup closes).

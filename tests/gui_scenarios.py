@@ -11,7 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 import dearpygui.dearpygui as dpg
-from gui_robot import INTERACTIVE, Robot, inventory, shown, sweep
+from gui_robot import INTERACTIVE, Robot, inventory, item_type, shown, sweep
 
 TIMEOUT = 600.0  # one CPU render takes 1-15 s on a loaded 2-core machine
 
@@ -74,25 +74,49 @@ def dispatch(session, options: dict[str, str], view_only: dict[str, str]) -> lis
         tries[path] = tries.get(path, 0) + 1
         last_try = tries[path] >= 3 or sum(p == path for p, _, _ in items) <= tries[path]
 
-        def run(item=item, kind=kind) -> dict[str, Any]:
+        def fire(item: Any, kind: str) -> Any:
+            """Run ``item``'s callback as DearPyGui dispatches it; the state before (None: item gone)."""
             if not dpg.does_item_exist(item) or not shown(item):
-                return {"skipped": True}
+                return None
             callback = dpg.get_item_callback(item)
-            if callback is None:
-                return {"effect": "", "detail": "no callback"}
             before = session.state()
-            value = _dispatch_value(item, kind)
-            if value is not None and kind != "mvSelectable":
-                dpg.set_value(item, value)
-            dpg.run_callbacks([(callback, item, value, dpg.get_item_user_data(item))])
-            effect = "dialog" if session.app.dialogs.is_open else "state" if session.state() != before else ""
+            if callback is not None:
+                value = _dispatch_value(item, kind)
+                if value is not None and kind != "mvSelectable":
+                    dpg.set_value(item, value)
+                dpg.run_callbacks([(callback, item, value, dpg.get_item_user_data(item))])
+            return before
+
+        def effect(before: Any) -> str:
+            """What the dispatched call did, waiting a moment for work it handed to a thread (an error dialog)."""
+            deadline = time.monotonic() + 3
+            while True:
+                found = session.call(lambda: "dialog" if session.app.dialogs.is_open else
+                                     "state" if session.state() != before else "")  # fmt: skip
+                if found or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            session.call(_close_all)
+            return found
+
+        def _close_all() -> None:
             while session.app.dialogs.is_open:
                 session.app.dialogs.tick()
                 session.app.dialogs.cancel()
-            return {"effect": effect}
 
         try:
-            result = session.call(run)
+            before = session.call(lambda i=item, k=kind: fire(i, k))
+            result = {"skipped": True} if before is None else {"effect": effect(before)}
+            if not result.get("skipped") and not result["effect"] and kind == "mvButton":
+                from gui_robot import _value_sibling
+
+                # A reset button with nothing to reset: change the value beside it first, then try again.
+                neighbour = session.call(lambda i=item: _value_sibling(i))
+                if neighbour is not None:
+                    session.call(lambda n=neighbour: fire(n, item_type(n)))
+                    effect(None)
+                    before = session.call(lambda i=item, k=kind: fire(i, k))
+                    result = {"effect": effect(before)} if before is not None else result
         except Exception as e:
             result = {"effect": "", "detail": f"{type(e).__name__}: {e}"}
         if result.get("skipped") or not result["effect"] and not last_try:
