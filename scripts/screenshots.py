@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,21 @@ def xvfb(width: int, height: int) -> Iterator[str]:
         proc.wait(10)
 
 
+def park_pointer(env: dict[str, str], width: int, height: int, timeout: float = 120.0) -> None:
+    """Move the pointer to the status bar's right end once a window is up: no hover highlight or tooltip in the
+    pictures. (A bare Xvfb ignores pointer moves until a client has mapped a window.)"""
+    if not shutil.which("xdotool"):
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "raven_avatar"], env=env,
+                               capture_output=True, text=True).stdout.split()  # fmt: skip
+        if found:
+            subprocess.run(["xdotool", "mousemove", str(width - 2), str(height - 2)], env=env, check=False)
+            return
+        time.sleep(0.2)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs")
@@ -48,15 +64,19 @@ def main() -> int:
     for w, h in SIZES:
         with xvfb(w, h) as display:
             env = {**os.environ, "DISPLAY": display}
-            if shutil.which("xdotool"):  # the pointer in a corner: no hover highlight or tooltip in the pictures
-                subprocess.run(["xdotool", "mousemove", "0", "0"], env=env, check=False)
             for module, name in (("raven_avatar.pose_editor", "pose_editor"),
                                  ("raven_avatar.settings_editor", "settings_editor")):  # fmt: skip
                 out = args.out / f"{name}_{w}x{h}.png"
                 cmd = [sys.executable, "-m", module, "--device", args.device, *extra, "--window-shot", str(out)]
-                result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-                if result.returncode != 0 or not out.is_file():
-                    log.error("%s at %dx%d failed:\n%s", name, w, h, result.stderr[-3000:])
+                proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                park_pointer(env, w, h)
+                try:
+                    _, err = proc.communicate(timeout=900)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    _, err = proc.communicate()
+                if proc.returncode != 0 or not out.is_file():
+                    log.error("%s at %dx%d failed:\n%s", name, w, h, err[-3000:])
                     failed += 1
                 else:
                     log.info("wrote %s", out)

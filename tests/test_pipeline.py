@@ -148,6 +148,34 @@ def test_avatar_renders_pauses_and_consumes(avatar):
     assert stats["fps"] > 0 and stats["errors"] == 0 and stats["pose"] >= 0 and stats["target_fps"] == 25
 
 
+def test_a_frame_listener_takes_each_frame_as_it_is_published(avatar):
+    """A GUI that sleeps between frames is woken by the listener and takes the frame at once, so the renderer starts
+    the next frame without waiting for the GUI's next polling turn; a failing listener does not stop rendering."""
+    taken: list[int] = []
+    woken = threading.Event()
+
+    def take() -> None:
+        frame = avatar.latest_frame()  # on the render thread, right after publishing: the slot is free again
+        taken.append(frame.index)
+        if len(taken) >= 3:
+            woken.set()
+
+    def broken() -> None:
+        raise RuntimeError("listener bug")
+
+    avatar.add_frame_listener(broken)
+    avatar.add_frame_listener(take)
+    avatar.start()
+    assert woken.wait(180), avatar.last_error
+    assert taken[:3] == [1, 2, 3]  # nobody polled: every frame was taken by the listener
+    assert avatar.running and avatar.stats["errors"] == 0
+    avatar.remove_frame_listener(take)
+    avatar.remove_frame_listener(broken)
+    n = len(taken)
+    threading.Event().wait(0.5)
+    assert len(taken) <= n + 1  # removed: at most the frame in flight was still reported
+
+
 def test_a_frame_rendered_before_a_settings_change_is_not_handed_out(avatar):
     avatar.start()
     taken = avatar.wait_frame(timeout=120)

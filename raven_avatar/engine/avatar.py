@@ -349,6 +349,14 @@ class Avatar:
         has a larger ``.index``. Its arrays are reused later: copy them to keep them past two newer frames."""
         return self.renderer.latest_frame()
 
+    def add_frame_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` from the render thread each time a new frame can be taken (see
+        :meth:`Renderer.add_listener`): a GUI that sleeps between frames wakes up with it."""
+        self.renderer.add_listener(listener)
+
+    def remove_frame_listener(self, listener: Callable[[], None]) -> None:
+        self.renderer.remove_listener(listener)
+
     def wait_frame(self, after: int = 0, timeout: float | None = None) -> Frame | None:
         """Block until a frame newer than index ``after`` exists and take it (None on timeout)."""
         return self.renderer.wait_frame(after, timeout)

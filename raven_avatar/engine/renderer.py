@@ -5,7 +5,9 @@ Rules (PRODUCT.md §3):
 - **One thread does all device work** for an avatar (splitting GPU work over Python threads is slower: the GIL).
 - **No frame is rendered that nobody consumes.** There is one slot: the renderer fills it, a consumer takes it with
   :meth:`Renderer.latest_frame`, and only then may the next frame be rendered. A consumer that polls faster than the
-  renderer gets the same frame again (compare :attr:`Frame.index`).
+  renderer gets the same frame again (compare :attr:`Frame.index`). A consumer that sleeps between frames registers
+  a listener (:meth:`Renderer.add_listener`) and takes each frame as soon as it is published, so that the renderer
+  starts the next one while the consumer shows the last (not a polling interval later).
 - **Paced to ``target_fps``**: a frame starts no sooner than ``1/target_fps`` after the previous one started.
   Animation time follows the wall clock (the animator reads it at each frame), so a slow device shows fewer frames
   at the right speed, never slow motion.
@@ -28,7 +30,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -110,6 +112,8 @@ class Renderer:
         self._thread: threading.Thread | None = None
         self._index = 0
         self._history: deque[tuple[float, dict[str, float]]] = deque(maxlen=_STATS_WINDOW)
+        self._listeners: list[Callable[[], None]] = []
+        self._failed_listeners: set[int] = set()
         self._errors = 0
         self._logged: set[str] = set()
         self.last_error: RenderError | None = None
@@ -207,6 +211,15 @@ class Renderer:
             if self._latest is not None and not self._consumed:
                 self._latest, self._consumed = self._taken, True
                 self._cond.notify_all()
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` (on the render thread, after the frame is in the slot) whenever a frame is published:
+        a GUI wakes its loop with it and takes the frame. It must be quick and must not take the frame lock."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
 
     def wait_frame(self, after: int = 0, timeout: float | None = None) -> Frame | None:
         """Wait for a frame with ``index > after`` and take it; None on timeout (see also :attr:`last_error`)."""
@@ -315,6 +328,13 @@ class Renderer:
             self._history.append((time.monotonic(), frame.stats))
             self._idle_since = time.monotonic()
             self._cond.notify_all()
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:  # a consumer's bug must not stop the renderer (logged once per listener)
+                if id(listener) not in self._failed_listeners:
+                    self._failed_listeners.add(id(listener))
+                    log.exception("frame listener %r failed (further failures are not logged)", listener)
 
     def render_frame(self) -> Frame | None:
         """Render, number and annotate one frame now (None if it failed: see :attr:`last_error`); call with

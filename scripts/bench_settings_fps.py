@@ -1,0 +1,82 @@
+"""Frames per second the settings editor shows on this machine (issue 16: ">= 2 FPS of idle animation on the CPU").
+
+    python scripts/bench_settings_fps.py [--seconds 60] [--warmup 20] [--device cpu] [--character PNG]
+
+Opens the settings editor on a private Xvfb display (1366x768) with its default settings (idle animation: blinks,
+breathing, head sway; the default postprocessor chain), waits for the first frame plus ``--warmup`` seconds, then
+counts the new avatar frames the window put on screen during ``--seconds``. Prints that rate next to the engine's
+own FPS figure, the CPU backend in use and the median per-stage times. No speech, no emotion changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from screenshots import xvfb  # noqa: E402
+
+
+def measure(args: argparse.Namespace) -> dict:
+    from raven_avatar.settings_editor.__main__ import close_app, create_app
+
+    app = create_app(args.character, None, device=args.device, size=(1366, 768))
+    result: dict = {}
+
+    def driver(_app) -> None:
+        deadline = time.monotonic() + 900
+        while app.call(lambda: app.frames_shown).result(60) < 1:
+            if time.monotonic() > deadline:
+                raise TimeoutError("no frame within 15 minutes")
+            time.sleep(0.2)
+        time.sleep(args.warmup)
+        shown0 = app.call(lambda: app.frames_shown).result(60)
+        t0 = time.monotonic()
+        stats = []
+        while time.monotonic() - t0 < args.seconds:
+            time.sleep(1.0)
+            stats.append(app.call(lambda: dict(app.model.link.stats)).result(60))
+        shown1 = app.call(lambda: app.frames_shown).result(60)
+        elapsed = time.monotonic() - t0
+        result["shown_fps"] = (shown1 - shown0) / elapsed
+        result["engine_fps"] = statistics.median(float(s.get("fps", 0.0)) for s in stats)
+        skip = {"fps", "target_fps", "frames", "errors", "paused"}
+        keys = [k for k, v in stats[-1].items() if k not in skip and isinstance(v, float)]
+        result["stage_ms"] = {k: statistics.median(float(s.get(k, 0.0)) for s in stats) for k in keys}
+        poser = app.model.link.avatar.poser
+        result["backend"] = getattr(poser, "backend", "?")
+
+    try:
+        app.run(driver=driver)
+    finally:
+        close_app(app)
+    return result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--warmup", type=float, default=20.0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--character", type=Path)
+    args = p.parse_args()
+    with xvfb(1366, 768) as display:
+        os.environ["DISPLAY"] = display
+        r = measure(args)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"affinity {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(f"backend: {r['backend']}  device: {args.device}  measured over {args.seconds:g} s")
+    print(f"frames shown by the window: {r['shown_fps']:.2f} FPS   engine's FPS (median): {r['engine_fps']:.2f}")
+    for k, v in sorted(r["stage_ms"].items()):
+        print(f"  {k:12} {v:9.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
