@@ -92,6 +92,11 @@ def shown(item: int | str) -> bool:
     return True
 
 
+def enabled(item: int | str) -> bool:
+    """Whether the item takes input (a disabled button, e.g. Up on the first filter, is not a control now)."""
+    return bool(dpg.get_item_configuration(item).get("enabled", True))
+
+
 def inventory(main_window: int | str) -> list[tuple[str, int]]:
     """(path, item) of every interactive, shown item of ``main_window``, in tree order (dialogs excluded)."""
     out: list[tuple[str, int]] = []
@@ -99,7 +104,7 @@ def inventory(main_window: int | str) -> list[tuple[str, int]]:
     def walk(node: Any) -> None:
         for slot in range(4):
             for child in dpg.get_item_children(node, slot) or []:
-                if item_type(child) in INTERACTIVE and shown(child):
+                if item_type(child) in INTERACTIVE and shown(child) and enabled(child):
                     out.append((item_path(child), child))
                 walk(child)
 
@@ -490,9 +495,9 @@ def sweep(
                 free = robot.call(lambda rows=rows: [r for r in rows if not dpg.get_value(r)])
                 item = free[-1] if free else item
             outcome = _exercise(robot, item, kind, path, state, dialogs_open, screenshot, options, texts)
-            if "Item not found" in outcome.detail:
-                continue  # it vanished while being operated (its panel was rebuilt): the next round retries it
-            if not outcome.ok and kind == "mvButton":
+            if "Item not found" in outcome.detail and not outcome.action:
+                continue  # it vanished before it was operated (its panel was rebuilt): the next round retries it
+            if not outcome.ok and kind == "mvButton" and robot.call(lambda i=item: dpg.does_item_exist(i)):
                 # Once more, after changing the value beside it: a reset button has nothing to reset while its
                 # setting is at the default (and a click can land while a popup closes).
                 if after is not None:

@@ -157,6 +157,20 @@ def pose_sweep(session, args, report: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------------------------- settings editor
 
 
+def keep_three_filters(session) -> None:
+    """At least three filters in the chain, so that every instance control (Up is disabled on the first, Down on
+    the last) exists for the sweep after a preset, Clear or Del shrank the chain."""
+    app = session.app
+
+    def top_up() -> None:
+        if len(app.model.chain.instances) < 3:
+            for name in ("bloom", "vignetting", "scanlines")[len(app.model.chain.instances) :]:
+                app.model.add_filter(name)
+            app.chain_panel.rebuild()
+
+    session.call(top_up)
+
+
 def settings_sweep(session, args, report: dict[str, Any]) -> None:
     app = session.app
     wait(session, "the first frame", lambda: app.frames_shown >= 1)
@@ -179,6 +193,7 @@ def settings_sweep(session, args, report: dict[str, Any]) -> None:
             robot.key("ctrl+p")
         if session.call(lambda: app.model.recorder is not None):
             session.call(app.toggle_recording)
+        keep_three_filters(session)
 
     report["sweep"] = _sweep(session, robot, after)
 

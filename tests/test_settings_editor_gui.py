@@ -313,6 +313,13 @@ def test_chain_panel_reorder_duplicate_then_save_load_round_trip(driver, env):
     chain = model.chain.to_chain()
     assert [n for n, _ in chain] == ["scanlines", "vignetting", "vignetting"]
     assert len(_headers(group)) == len(model.chain.instances) == 3
+    import dearpygui.dearpygui as dpg
+
+    # The first filter cannot move up nor the last down: those buttons are disabled (a no-op click rebuilt the panel).
+    usable = {
+        label: [dpg.get_item_configuration(b)["enabled"] for b in _buttons(group, label)] for label in ("Up", "Down")
+    }
+    assert usable == {"Up": [False, True, True], "Down": [True, True, False]}
     path = env["root"] / "saved.json"
     app._act(model.save_settings, path)
     assert json.loads(path.read_text())["postprocessor_chain"] == chain

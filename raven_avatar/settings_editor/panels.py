@@ -300,15 +300,18 @@ class ChainPanel:
             with dpg.group(horizontal=True):
                 dpg.add_checkbox(label="On", default_value=inst.enabled, callback=self._cb.value(self._enable, i))
                 m = self.model
-                for label, tip, action, args in (
-                    ("Up", "Move earlier in the chain", m.move_filter, (i, -1)),
-                    ("Down", "Move later in the chain", m.move_filter, (i, 1)),
-                    ("Dup", "Duplicate this instance (right after it)", m.duplicate_filter, (i,)),
-                    ("Reset", "Every parameter to its default", m.reset_filter, (i,)),
-                    ("Del", "Remove this instance", m.remove_filter, (i,)),
+                last = len(m.chain.instances) - 1
+                for label, tip, action, args, usable in (
+                    ("Up", "Move earlier in the chain", m.move_filter, (i, -1), i > 0),
+                    ("Down", "Move later in the chain", m.move_filter, (i, 1), i < last),
+                    ("Dup", "Duplicate this instance (right after it)", m.duplicate_filter, (i,), True),
+                    ("Reset", "Every parameter to its default", m.reset_filter, (i,), True),
+                    ("Del", "Remove this instance", m.remove_filter, (i,), True),
                 ):
-                    b = dpg.add_button(label=label, callback=self._cb.click(self._do, action, *args))
-                    tooltip(b, tip)
+                    b = dpg.add_button(label=label, callback=self._cb.click(self._do, action, *args), enabled=usable)
+                    if not usable:  # the first cannot move up, the last cannot move down: greyed, not clickable
+                        dpg.bind_item_theme(b, _disabled_button_theme())
+                    tooltip(b, tip if usable else f"{tip} (it is already {'first' if label == 'Up' else 'last'})")
             for p in spec.params:
                 self._build_param(i, inst, p)
         # Show the state in the header itself (enabled instances read normally, disabled ones greyed).
@@ -359,6 +362,17 @@ def _widget_value(p: ParamSpec, value: Any) -> Any:
 
 
 _THEMES: dict[str, int] = {}
+
+
+def _disabled_button_theme() -> int:
+    """A disabled button: grey text, no hover or press highlight."""
+    if "disabled_button" not in _THEMES:
+        with dpg.theme() as theme, dpg.theme_component(dpg.mvButton, enabled_state=False):
+            dpg.add_theme_color(dpg.mvThemeCol_Text, (110, 110, 110, 255))
+            for col in (dpg.mvThemeCol_Button, dpg.mvThemeCol_ButtonHovered, dpg.mvThemeCol_ButtonActive):
+                dpg.add_theme_color(col, (45, 45, 50, 255))
+        _THEMES["disabled_button"] = theme
+    return _THEMES["disabled_button"]
 
 
 def _disabled_theme() -> int:
