@@ -1,7 +1,11 @@
-"""The GUI's pure parts without a window: typed paths, remembered folders, line breaking of paths."""
+"""The GUI's parts: typed paths, remembered folders, line breaking of paths; the window shell's native libraries."""
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -68,3 +72,26 @@ def test_long_paths_break_at_separators():
             assert line.endswith("/") or " " in text[text.index(line) + len(line) : text.index(line) + len(line) + 1]
     finally:
         dpg.destroy_context()
+
+
+@pytest.mark.gui
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="Triton is not installed")
+def test_triton_imported_late_on_a_worker_thread_does_not_crash_the_window(xvfb_env):
+    """Triton (shipped with CUDA builds of PyTorch) segfaulted when transformers imported it on a worker thread
+    after Mesa's software OpenGL was up: the settings editor died when the emotion classifier loaded."""
+    script = textwrap.dedent("""
+        import threading
+        from raven_avatar.gui.shell import Shell
+        shell = Shell("triton check", size=(400, 300), min_size=(200, 150))
+        shell.show()
+        for _ in range(3):
+            shell.frame(busy=True)
+        worker = threading.Thread(target=lambda: __import__("triton"))
+        worker.start()
+        worker.join()
+        shell.frame(busy=True)
+        shell.close()
+        print("alive")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], env=xvfb_env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "alive" in proc.stdout, (proc.returncode, proc.stderr[-3000:])

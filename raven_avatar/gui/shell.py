@@ -9,6 +9,8 @@ passes. After input it keeps drawing for a moment (:data:`ACTIVE_S`) so that ImG
 from __future__ import annotations
 
 import concurrent.futures
+import importlib
+import importlib.util
 import logging
 import queue
 import threading
@@ -35,12 +37,29 @@ ACTIVE_S = 0.6  # keep drawing this long after the last input
 IDLE_WAKE_S = 2.0  # with nothing to do, still look around this often
 
 
+def load_triton_before_opengl() -> None:
+    """Load Triton's native library now, before the window's OpenGL, if Triton is installed.
+
+    Triton bundles its own LLVM. Loaded after Mesa's software OpenGL (llvmpipe, also built on LLVM) it crashes the
+    process (a segfault inside the import), and that import happens late and on a worker thread: transformers imports
+    ``torch._dynamo``, which imports Triton, when the emotion classifier loads. Loaded first, both coexist. Every
+    CUDA build of PyTorch on Linux ships Triton; this costs ~0.2 s and nothing where Triton is absent.
+    """
+    if importlib.util.find_spec("triton") is None:
+        return
+    try:
+        importlib.import_module("triton")
+    except Exception as exc:  # a broken Triton is the GPU path's problem, not the window's
+        log.debug("triton could not be imported: %s", exc)
+
+
 class Shell:
     """One app window. ``Shell(title, ...)``, build widgets, :meth:`show`, then call :meth:`frame` in a loop."""
 
     def __init__(self, title: str, *, size: tuple[int, int], min_size: tuple[int, int],
                  folders: FolderMemory | None = None):  # fmt: skip
         self.title = title
+        load_triton_before_opengl()
         dpg.create_context()
         dpg.configure_app(manual_callback_management=True)
         apply_theme()
