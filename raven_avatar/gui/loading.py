@@ -85,9 +85,11 @@ def load_with_view(shell: Shell, title: str, work: Callable[[], T]) -> T:
             shell.frame(busy=newest is not None and newest.kind == "progress")
     finally:
         dpg.delete_item(window)
+    if sub.cancelled or "value" not in outcome and "error" not in outcome:
+        # Cancelled (or the window closed): whatever the work raised on seeing that (a download stopped midway)
+        # is the cancellation, not an error to report.
+        sub.cancel()
+        raise LoadingCancelledError("cancelled while loading") from outcome.get("error")
     if "error" in outcome:
         raise outcome["error"]
-    if "value" not in outcome:
-        sub.cancel()
-        raise LoadingCancelledError("cancelled while loading")
     return outcome["value"]
