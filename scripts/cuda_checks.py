@@ -4,7 +4,9 @@
 - our poser (CUDA graphs + stage reuse) vs the reference code, fp32, on real poses of the example character;
 - our fp16 graphs vs our fp16 eager path (graph capture must not change results);
 - fp16 vs fp32 (the cost of half precision);
-- batch 8 vs 8 single poses.
+- batch 8 vs 8 single poses;
+- the fused Triton InstanceNorm kernels against PyTorch's norm ops (each check runs with the default, fused, path;
+  the ``pytorch norm`` lines repeat it with ``fused_norm=False``).
 """
 
 from __future__ import annotations
@@ -28,19 +30,33 @@ def main() -> None:
     poses = _poses(6, 1, seed=5)
     poses[2, :, :39] = poses[1, :, :39]  # a body-only step, to exercise stage reuse under graphs
     results = []
+    fused = load_poser("separable_half", dev, progress=False).fused_norms
+    norms = [(None, ""), (False, ", pytorch norm")] if fused else [(False, ", pytorch norm")]
     for tf32 in (False, True):
         torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cuda.matmul.allow_tf32 = tf32
-        ours = load_poser("separable_float", dev, progress=False)
         ref = load_reference_poser("separable_float", model_dir("separable_float", progress=False), dev)
-        worst = 0.0
-        for p in poses:
-            a = ours.pose(image, p)
-            with torch.inference_mode():
-                b = (ref.pose(image.unsqueeze(0) * 2 - 1, p.to(dev)) * 0.5 + 0.5).clamp(0, 1)
-            worst = max(worst, float((a - b).abs().max()))
-        results.append((f"fp32 graphs+reuse vs reference (tf32={'on' if tf32 else 'off'})", worst))
+        for fused_norm, label in norms:
+            ours = load_poser("separable_float", dev, progress=False, fused_norm=fused_norm)
+            worst = 0.0
+            for p in poses:
+                a = ours.pose(image, p)
+                with torch.inference_mode():
+                    b = (ref.pose(image.unsqueeze(0) * 2 - 1, p.to(dev)) * 0.5 + 0.5).clamp(0, 1)
+                worst = max(worst, float((a - b).abs().max()))
+            results.append((f"fp32 graphs+reuse vs reference (tf32={'on' if tf32 else 'off'}){label}", worst))
     half_graph = load_poser("separable_half", dev, progress=False)
+    if fused:
+        plain_half = load_poser("separable_half", dev, progress=False, fused_norm=False)
+        plain_full = load_poser("separable_float", dev, progress=False, fused_norm=False)
+        w_pp, w_fp = 0.0, 0.0
+        for p in poses:
+            h = plain_half.pose(image, p).float()
+            w_pp = max(w_pp, float((h - plain_full.pose(image, p)).abs().max()))
+            w_fp = max(w_fp, float((half_graph.pose(image, p).float() - h).abs().max()))
+        results.append(("ours fp16 vs ours fp32 (final image, [0,1]), pytorch norm", w_pp))
+        results.append(("ours fp16 fused vs ours fp16 pytorch norm", w_fp))
+        del plain_half, plain_full
     half_eager = load_poser("separable_half", dev, use_cuda_graphs=False, progress=False)
     full = load_poser("separable_float", dev, progress=False)
     w_ge, w_hf = 0.0, 0.0
@@ -61,6 +77,7 @@ def main() -> None:
     b = half_graph.session().pose(image, batch)
     singles = torch.cat([half_eager.session().pose(image, batch[k]) for k in range(8)])
     results.append(("fp16 batch 8 (graphs) vs 8 singles (eager)", float((b.float() - singles.float()).abs().max())))
+    print(f"InstanceNorm + activation pairs fused into Triton kernels: {fused}\n")
     print("| check | max abs difference |\n|---|---|")
     for name, v in results:
         print(f"| {name} | {v:.2e} |")

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .fused import NormAct
+
 
 def conv(cin: int, cout: int, kernel: int, *, separable: bool, bias: bool = False, stride: int = 1) -> nn.Module:
     """A ``kernel``×``kernel`` convolution; separable = depthwise ``kernel``² then pointwise 1×1."""
@@ -77,7 +79,13 @@ class ResnetBlock(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.resnet_path(x)
+        *path, last = self.resnet_path
+        y = x
+        for layer in path:
+            y = layer(y)
+        if isinstance(last, NormAct):  # fused (CUDA): the residual add happens inside the norm kernel
+            return last(y, residual=x)
+        return x + last(y)
 
 
 def _channels(start: int, image_size: int, size: int, max_channels: int) -> int:
