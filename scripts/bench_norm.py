@@ -22,7 +22,7 @@ from timing import cuda_graphed, markdown_table, median_ms, run_standalone  # no
 from raven_avatar.engine.device import describe  # noqa: E402
 from raven_avatar.engine.poser import load_poser  # noqa: E402
 from raven_avatar.engine.poser.blocks import ResnetBlock  # noqa: E402
-from raven_avatar.engine.poser.fused import NormAct, fuse_norm_act, triton_kernels  # noqa: E402
+from raven_avatar.engine.poser.fused import NormAct, fuse, triton_kernels  # noqa: E402
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def recorded_calls(variant: str) -> list[tuple[tuple[int, ...], NormAct, bool]]:
     """(input shape at batch 1, fused module, has residual) of every norm call in one full pose, in call order."""
-    poser = load_poser(variant, "cuda", use_cuda_graphs=False, fused_norm=False, progress=False)
-    fuse_norm_act(poser.model)  # NormAct modules; the hook below sees every call with its residual
+    poser = load_poser(variant, "cuda", use_cuda_graphs=False, triton=False, progress=False)
+    fuse(poser.model)  # NormAct modules; the hook below sees every call with its residual
     residual_norms = {id(m.resnet_path[-1]) for m in poser.model.modules() if isinstance(m, ResnetBlock)}
     calls: list[tuple[tuple[int, ...], NormAct, bool]] = []
 

@@ -20,7 +20,14 @@ import torch
 from torch import nn
 
 from raven_avatar.engine.poser import fused
-from raven_avatar.engine.poser.blocks import ResnetBlock, conv_block, down_block, transposed_up_block
+from raven_avatar.engine.poser.blocks import (
+    ResizeEncoderDecoder,
+    ResizeUNet,
+    ResnetBlock,
+    conv_block,
+    down_block,
+    transposed_up_block,
+)  # fmt: skip
 from raven_avatar.engine.poser.networks import EyebrowDecomposer
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -39,12 +46,23 @@ def interpreted_cases() -> list[dict]:
 
 @needs_triton
 def test_kernel_matches_instance_norm_and_activation(interpreted_cases):
-    cases = [c for c in interpreted_cases if "err" in c]
+    cases = [c for c in interpreted_cases if c.get("op") == "instance_norm_act"]
     # every shape (both kernel paths) x fp32/fp16 x none/ReLU/LeakyReLU x with/without a residual
     assert len(cases) == 5 * 2 * 3 * 2
     for case in cases:
         tol = 8e-3 if case["dtype"] == "torch.float16" else 2e-5  # fp16: half a step of outputs up to ~16
         assert case["err"] < tol, case
+
+
+@needs_triton
+def test_depthwise_transposed_conv_and_upsample_kernels_match_pytorch(interpreted_cases):
+    ups = [c for c in interpreted_cases if c.get("op") == "depthwise_up2x"]
+    copies = [c for c in interpreted_cases if c.get("op") == "upsample2x_cat"]
+    assert len(ups) == 4 and len(copies) == 8  # 2 shapes (odd and even sizes) x 2 dtypes (x with/without a skip)
+    for case in ups:
+        assert case["err"] < (1e-2 if case["dtype"] == "torch.float16" else 1e-5), case
+    for case in copies:
+        assert case["err"] == 0.0, case  # a copy: exact
 
 
 @needs_triton
@@ -62,8 +80,14 @@ def test_fused_blocks_equal_the_plain_ones_on_the_cpu():
         ResnetBlock(16, separable=True, leaky=True),
         transposed_up_block(16, 8, separable=True, leaky=True),
     )
-    net = EyebrowDecomposer(separable=True)
-    for model, x in ((blocks, torch.randn(2, 4, 32, 32)), (net, torch.randn(1, 4, 128, 128))):
+    small = {"start": 8, "bottleneck_size": 16, "num_bottleneck": 2, "max_channels": 32, "separable": True}
+    models = (
+        (blocks, torch.randn(2, 4, 32, 32)),
+        (EyebrowDecomposer(separable=True), torch.randn(1, 4, 128, 128)),  # transposed-conv decoder
+        (ResizeEncoderDecoder(64, 4, **small), torch.randn(1, 4, 64, 64)),  # the rotator's nn.Upsample decoder
+        (ResizeUNet(64, 4, **small), torch.randn(2, 4, 64, 64)),  # the editor's upsample + skip decoder
+    )
+    for model, x in models:
         for m in model.modules():  # non-trivial affine weights
             if isinstance(m, nn.InstanceNorm2d):
                 nn.init.uniform_(m.weight, 0.5, 1.5)
@@ -72,8 +96,11 @@ def test_fused_blocks_equal_the_plain_ones_on_the_cpu():
         with torch.inference_mode():
             want = model(x)
             n_norms = sum(isinstance(m, nn.InstanceNorm2d) for m in model.modules())
-            assert fused.fuse_norm_act(model) == n_norms
-            assert not any(isinstance(m, (nn.InstanceNorm2d, nn.ReLU, nn.LeakyReLU)) for m in model.modules())
+            n_ups = sum(isinstance(m, (nn.ConvTranspose2d, nn.Upsample, fused.UpsampleCat)) for m in model.modules())
+            assert fused.fuse(model) == n_norms + n_ups
+            replaced = (nn.InstanceNorm2d, nn.ReLU, nn.LeakyReLU, nn.ConvTranspose2d, nn.Upsample)
+            assert not any(isinstance(m, replaced) for m in model.modules())
+            assert all(m.triton for m in model.modules() if isinstance(m, fused.UpsampleCat))
             got = model(x)
         assert set(model.state_dict()) == keys
         for a, b in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,),
@@ -87,7 +114,7 @@ def test_cpu_poser_never_tries_triton(cpu_poser, monkeypatch):
 
     monkeypatch.setattr(fused, "triton_kernels", forbidden)
     monkeypatch.setattr(fused, "kernels_work", forbidden)
-    assert cpu_poser.fused_norms == 0
+    assert cpu_poser.triton_modules == 0
     assert not any(isinstance(m, fused.NormAct) for m in cpu_poser.model.modules())
     session = cpu_poser.session()
     out = session.pose(torch.rand(4, 512, 512), torch.rand(45))
@@ -98,12 +125,12 @@ def test_cpu_poser_never_tries_triton(cpu_poser, monkeypatch):
     torch.testing.assert_close(norm(x), torch.relu(nn.functional.instance_norm(x)))
 
 
-def test_fused_norm_needs_cuda_and_can_be_turned_off(cpu_poser, monkeypatch):
+def test_triton_needs_cuda_and_can_be_turned_off(cpu_poser, monkeypatch):
     from raven_avatar.engine.poser import Poser
 
     with pytest.raises(ValueError, match="CUDA"):
         Poser(cpu_poser.model, variant="separable_float", device=torch.device("cpu"), dtype=torch.float32,
-              fused_norm=True)  # fmt: skip
+              triton=True)  # fmt: skip
     monkeypatch.setenv(fused.TRITON_ENV, "0")
     fused.triton_kernels.cache_clear()
     try:

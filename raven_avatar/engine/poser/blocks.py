@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .fused import NormAct
+from .fused import NormAct, UpsampleCat
 
 
 def conv(cin: int, cout: int, kernel: int, *, separable: bool, bias: bool = False, stride: int = 1) -> nn.Module:
@@ -208,6 +208,7 @@ class ResizeUNet(nn.Module):
             conv_block(a + b, b, 3, separable=separable, leaky=True)
             for a, b in zip(widths[:0:-1], widths[-2::-1], strict=True)
         )
+        self.upsample_cat = UpsampleCat()
 
     def forward(self, x: Tensor) -> Tensor:
         skips = []
@@ -217,8 +218,7 @@ class ResizeUNet(nn.Module):
         for block in self.bottleneck_blocks:
             x = block(x)
         for i, block in enumerate(self.upsample_blocks):
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            x = block(torch.cat([x, skips[-i - 2]], dim=1))
+            x = block(self.upsample_cat(x, skips[-i - 2]))
         return x
 
 

@@ -1,13 +1,17 @@
-"""Fused InstanceNorm + activation (+ residual) for THA3 on CUDA, through the Triton kernels of :mod:`.triton_norm`.
+"""THA3's hot spots on CUDA as Triton kernels (:mod:`.triton_ops`), swapped into a loaded model by :func:`fuse`.
 
-:func:`fuse_norm_act` rewrites a loaded model in place: every ``InstanceNorm2d`` followed by its ``ReLU`` /
-``LeakyReLU`` becomes one :class:`NormAct` (the activation's slot becomes ``Identity``), sharing the norm's weight
-and bias, so the state dict keeps its keys. The last norm of a resnet block also takes the block's residual add
-(see :class:`~.blocks.ResnetBlock`).
+:func:`fuse` rewrites a model in place, keeping its state-dict keys (the new modules share the old ones' weights):
 
-:class:`NormAct` runs the Triton kernel only on contiguous CUDA tensors when Triton imports; everything else (the
-CPU, a channels-last tensor, a model moved back to the CPU after running out of GPU memory) goes through PyTorch's
-own ops, with the same result up to rounding. The poser fuses only on CUDA, and only when :func:`triton_available`
+- every ``InstanceNorm2d`` followed by its ``ReLU`` / ``LeakyReLU`` becomes one :class:`NormAct` (the activation's
+  slot becomes ``Identity``); the last norm of a resnet block also takes the block's residual add
+  (see :class:`~.blocks.ResnetBlock`);
+- every depthwise 4×4 stride-2 ``ConvTranspose2d`` (the separable decoders) becomes a :class:`DepthwiseUp2x`;
+- every :class:`UpsampleCat` (nearest 2× upsampling, with the editor's skip concatenation) and every
+  ``nn.Upsample(scale_factor=2)`` of the rotator's decoder is switched to its kernel.
+
+These modules run the Triton kernels only on contiguous CUDA tensors when Triton imports; everything else (the CPU,
+a channels-last tensor, a model moved back to the CPU after running out of GPU memory) goes through PyTorch's own
+ops, with the same result up to rounding. The poser fuses only on CUDA, and only when :func:`kernels_work`
 (``$RAVEN_AVATAR_TRITON=0`` turns it off).
 """
 
@@ -25,7 +29,7 @@ from torch import Tensor, nn
 log = logging.getLogger(__name__)
 
 TRITON_ENV = "RAVEN_AVATAR_TRITON"
-#: Activation codes of :func:`.triton_norm.instance_norm_act`.
+#: Activation codes of :func:`.triton_ops.instance_norm_act`.
 ACT_NONE, ACT_RELU, ACT_LEAKY = 0, 1, 2
 
 
@@ -35,11 +39,11 @@ def triton_kernels() -> ModuleType | None:
     if os.environ.get(TRITON_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
         return None
     try:
-        from . import triton_norm
+        from . import triton_ops
     except Exception as e:  # noqa: BLE001 - any import failure means: no Triton here
-        log.info("Triton kernels unavailable (%s: %s); InstanceNorm runs on PyTorch", type(e).__name__, e)
+        log.info("Triton kernels unavailable (%s: %s); THA3 runs on PyTorch's ops", type(e).__name__, e)
         return None
-    return triton_norm
+    return triton_ops
 
 
 def triton_available() -> bool:
@@ -47,9 +51,15 @@ def triton_available() -> bool:
     return triton_kernels() is not None
 
 
+def _agree(name: str, got: Tensor, want: Tensor, dtype: torch.dtype) -> None:
+    err = float((got.float() - want.float()).abs().max()) if got.shape == want.shape else float("inf")
+    if not err <= (1e-2 if dtype == torch.float16 else 1e-4):
+        raise RuntimeError(f"{name}: max abs difference {err:.3g} from PyTorch")
+
+
 @functools.cache
 def kernels_work(device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether the kernels compile and agree with PyTorch on ``device`` in ``dtype`` (both kernel paths, a
+    """Whether the kernels compile and agree with PyTorch on ``device`` in ``dtype`` (each kernel, both norm paths, a
     residual, each activation); False, with a warning, when Triton is unusable there (e.g. no compiler)."""
     kernels = triton_kernels()
     if kernels is None:
@@ -62,11 +72,15 @@ def kernels_work(device: torch.device, dtype: torch.dtype) -> bool:
             res = torch.randn(2, 3, hw, hw, generator=gen).to(device, dtype) if act == ACT_NONE else None
             got = kernels.instance_norm_act(x, w, b, eps=1e-5, act=act, slope=0.1, residual=res)
             want = NormAct(w, b, act=act, slope=0.1)._torch(x.float(), None if res is None else res.float())
-            err = float((got.float() - want).abs().max())
-            if not err <= (1e-2 if dtype == torch.float16 else 1e-4):
-                raise RuntimeError(f"max abs difference {err:.3g} from PyTorch")
+            _agree("instance_norm_act", got, want, dtype)
+        x = torch.randn(2, 3, 6, 5, generator=gen).to(device, dtype)
+        k = torch.randn(3, 1, 4, 4, generator=gen).to(device, dtype)
+        want = F.conv_transpose2d(x.float(), k.float(), stride=2, padding=1, groups=3)
+        _agree("depthwise_up2x", kernels.depthwise_up2x(x, k), want, dtype)
+        skip = torch.randn(2, 2, 12, 10, generator=gen).to(device, dtype)
+        _agree("upsample2x_cat", kernels.upsample2x_cat(x, skip), UpsampleCat()._torch(x, skip), dtype)
     except Exception as e:  # noqa: BLE001 - whatever breaks (compiler, driver, wrong result): do not use them
-        log.warning("Triton InstanceNorm kernels unusable on %s (%s: %s); using PyTorch's", device, type(e).__name__, e)
+        log.warning("Triton kernels unusable on %s (%s: %s); THA3 runs on PyTorch's ops", device, type(e).__name__, e)
         return False
     return True
 
@@ -105,25 +119,77 @@ class NormAct(nn.Module):
         return f"{self.weight.shape[0]}, eps={self.eps:g}, act={act}"
 
 
-def fuse_norm_act(model: nn.Module) -> int:
-    """Replace each affine ``InstanceNorm2d`` (+ the activation after it) inside ``model``'s ``Sequential`` blocks by
-    a :class:`NormAct`, in place; returns how many were replaced."""
+class DepthwiseUp2x(nn.Module):
+    """A depthwise 4×4 stride-2 padding-1 transposed conv (doubles the resolution); Triton on CUDA."""
+
+    def __init__(self, weight: Tensor):
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, x: Tensor) -> Tensor:
+        kernels = triton_kernels() if x.is_cuda else None
+        if kernels is not None and x.is_contiguous():
+            return kernels.depthwise_up2x(x, self.weight)
+        return F.conv_transpose2d(x, self.weight, stride=2, padding=1, groups=x.shape[1])
+
+
+class UpsampleCat(nn.Module):
+    """Nearest 2× upsampling, concatenated with ``skip`` along the channels when given.
+
+    Plain PyTorch ops until :func:`fuse` sets :attr:`triton`; then one kernel on contiguous CUDA tensors.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.triton = False
+
+    def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
+        kernels = triton_kernels() if self.triton and x.is_cuda else None
+        if kernels is not None and x.is_contiguous() and (skip is None or skip.is_contiguous()):
+            return kernels.upsample2x_cat(x, skip)
+        return self._torch(x, skip)
+
+    @staticmethod
+    def _torch(x: Tensor, skip: Tensor | None) -> Tensor:
+        up = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return up if skip is None else torch.cat([up, skip], dim=1)
+
+
+def _is_depthwise_up2x(m: nn.Module) -> bool:
+    return (isinstance(m, nn.ConvTranspose2d) and m.groups == m.in_channels == m.out_channels and m.bias is None
+            and m.kernel_size == (4, 4) and m.stride == (2, 2) and m.padding == (1, 1)
+            and m.output_padding == (0, 0) and m.dilation == (1, 1))  # fmt: skip
+
+
+def fuse(model: nn.Module) -> int:
+    """Swap ``model``'s norms, depthwise transposed convs and 2× upsamplings for the Triton-backed modules, in place
+    (see the module docstring); returns how many modules now run on Triton kernels."""
     count = 0
     for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
         layers = list(seq)
         for i, layer in enumerate(layers):
-            if not (isinstance(layer, nn.InstanceNorm2d) and layer.affine) or layer.track_running_stats:
+            if isinstance(layer, nn.InstanceNorm2d) and layer.affine and not layer.track_running_stats:
+                nxt = layers[i + 1] if i + 1 < len(layers) else None
+                activation = nxt if isinstance(nxt, (nn.ReLU, nn.LeakyReLU)) else None
+                seq[i] = NormAct.replacing(layer, activation)
+                if activation is not None:
+                    seq[i + 1] = nn.Identity()
+            elif _is_depthwise_up2x(layer):
+                seq[i] = DepthwiseUp2x(layer.weight)
+            elif isinstance(layer, nn.Upsample) and layer.scale_factor in (2, 2.0) and layer.mode == "nearest":
+                seq[i] = UpsampleCat()
+                seq[i].triton = True
+            else:
                 continue
-            nxt = layers[i + 1] if i + 1 < len(layers) else None
-            activation = nxt if isinstance(nxt, (nn.ReLU, nn.LeakyReLU)) else None
-            seq[i] = NormAct.replacing(layer, activation)
-            if activation is not None:
-                seq[i + 1] = nn.Identity()
+            count += 1
+    for m in model.modules():
+        if isinstance(m, UpsampleCat) and not m.triton:
+            m.triton = True
             count += 1
     return count
 
 
 __all__ = [
-    "ACT_LEAKY", "ACT_NONE", "ACT_RELU", "TRITON_ENV", "NormAct", "fuse_norm_act", "kernels_work", "triton_available",
-    "triton_kernels",
+    "ACT_LEAKY", "ACT_NONE", "ACT_RELU", "TRITON_ENV", "DepthwiseUp2x", "NormAct", "UpsampleCat", "fuse",
+    "kernels_work", "triton_available", "triton_kernels",
 ]  # fmt: skip

@@ -32,7 +32,7 @@ from torch import Tensor
 from ..device import available_cpu_cores, resolve_device
 from ..pose import FACE_SLICE, NUM_PARAMS, sanitize_pose
 from .cpu_backend import CpuStages, requested_backend, resolve_cpu_backend
-from .fused import fuse_norm_act, kernels_work
+from .fused import fuse, kernels_work
 from .model import NETWORK_NAMES, THA3, tha3_state_dicts_to_model
 from .stages import STAGE_NAMES, stage_modules
 from .store import VARIANTS, load_state_dict, model_dir
@@ -249,7 +249,7 @@ class Poser:
         channels_last: bool = False,
         notice: str | None = None,
         cpu_stages: CpuStages | None = None,
-        fused_norm: bool | None = None,
+        triton: bool | None = None,
     ):
         self.variant, self.device, self.dtype, self.channels_last = variant, device, dtype, channels_last
         self.use_cuda_graphs = device.type == "cuda" if use_cuda_graphs is None else use_cuda_graphs
@@ -257,12 +257,12 @@ class Poser:
         self.notice = notice
         model = model.to(device=device, dtype=dtype)
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
-        if fused_norm is None:
-            fused_norm = device.type == "cuda" and not channels_last and kernels_work(device, dtype)
-        elif fused_norm and (device.type != "cuda" or not kernels_work(device, dtype)):
-            raise ValueError(f"fused InstanceNorm kernels need CUDA and a working Triton (device {device})")
-        #: How many InstanceNorm + activation pairs run as fused Triton kernels (0: all on PyTorch).
-        self.fused_norms = fuse_norm_act(self.model) if fused_norm else 0
+        if triton is None:
+            triton = device.type == "cuda" and not channels_last and kernels_work(device, dtype)
+        elif triton and (device.type != "cuda" or not kernels_work(device, dtype)):
+            raise ValueError(f"the Triton kernels need CUDA and a working Triton (device {device})")
+        #: How many modules run on the Triton kernels of :mod:`.fused` (0: all on PyTorch's ops).
+        self.triton_modules = fuse(self.model) if triton else 0
         self.stages = stage_modules(self.model)
         if cpu_stages is not None and device.type != "cpu":
             raise ValueError(f"CPU backend stages given for a poser on {device}")
@@ -313,7 +313,7 @@ def load_poser(
     channels_last: bool = False,
     progress: bool = True,
     cpu_backend: str | None = None,
-    fused_norm: bool | None = None,
+    triton: bool | None = None,
 ) -> Poser:
     """Load THA3 ``variant`` onto ``device``, fetching weights through the model store if needed.
 
@@ -326,9 +326,9 @@ def load_poser(
     cached); a fast backend that is missing or fails falls back to PyTorch with a notice. PyTorch's own CPU thread
     count is capped at the cores this process may use.
 
-    On CUDA, ``fused_norm`` (default: whenever Triton imports and ``$RAVEN_AVATAR_TRITON`` is not ``0``) runs each
-    InstanceNorm with its activation (and the resnet blocks' residual add) as one Triton kernel (:mod:`.fused`);
-    False keeps PyTorch's own ops. The CPU never uses it.
+    On CUDA, ``triton`` (default: whenever Triton works there and ``$RAVEN_AVATAR_TRITON`` is not ``0``) runs each
+    InstanceNorm with its activation (and the resnet blocks' residual add), the depthwise transposed convs and the
+    2× upsamplings as Triton kernels (:mod:`.fused`); False keeps PyTorch's own ops. The CPU never uses them.
     """
     requested_backend(cpu_backend)  # a typo fails here on every device
     dev, notice = resolve_device(device)
@@ -355,7 +355,7 @@ def load_poser(
     try:
         poser = Poser(
             model, variant=variant, device=dev, dtype=dtype, use_cuda_graphs=use_cuda_graphs,
-            channels_last=channels_last, notice=notice, cpu_stages=cpu_stages, fused_norm=fused_norm,
+            channels_last=channels_last, notice=notice, cpu_stages=cpu_stages, triton=triton,
         )  # fmt: skip
         poser.warm_up()
         return poser

@@ -1,4 +1,6 @@
-"""Triton kernels: InstanceNorm (statistics + affine) fused with the activation and an optional residual add.
+"""Triton kernels for THA3 on CUDA: InstanceNorm fused with its activation, the depthwise transposed conv, upsample+cat.
+
+:func:`instance_norm_act`: InstanceNorm (statistics + affine) fused with the activation and an optional residual add.
 
 PyTorch runs ``InstanceNorm2d`` as a batch norm over a (1, B·C, H, W) view: a statistics kernel, a transform kernel
 and two copies that repeat the affine weights B times, then a separate kernel for the activation. These kernels do
@@ -11,8 +13,14 @@ the same in one pass over the data for small planes, two for large ones:
   one program per chunk, merges its plane's chunks (Chan's parallel formula) and transforms its chunk. The second read
   mostly hits L2 (the largest THA3 plane set, 32 × 512² fp16, is 16 MB).
 
-Statistics and arithmetic run in float32 whatever the tensor dtype; the result is stored in the input's dtype. Input
-and residual must be contiguous NCHW. Kernels compile on first use per shape class; the launches need no host
+:func:`depthwise_up2x`: the separable decoders' depthwise 4×4 stride-2 transposed conv (cuDNN runs it as a grouped
+backward-data kernel at ~50 µs a call in fp16; each output pixel here reads its 2×2 inputs directly).
+
+:func:`upsample2x_cat`: nearest 2× upsampling, written straight into the channel-concatenation with a skip tensor
+(the editor's decoder), or alone (the rotator's decoder).
+
+Arithmetic runs in float32 whatever the tensor dtype; results are stored in the input's dtype. Tensors must be
+contiguous NCHW. Kernels compile on first use per shape class; the launches need no host
 synchronisation, so they can be captured in a CUDA graph. With ``TRITON_INTERPRET=1`` set before this module is
 imported, the same code runs on CPU tensors (how CI tests it).
 """
@@ -139,4 +147,76 @@ def instance_norm_act(
     return y
 
 
-__all__ = ["CHUNK", "ROW_BLOCK", "instance_norm_act"]
+@triton.jit
+def _dw_up_kernel(x_ptr, w_ptr, y_ptr, channels, h, w, BLOCK: tl.constexpr):
+    # out[oy, ox] = sum over the 2x2 inputs that reach it: x[iy, ix] * k[ky, kx] with oy = 2 iy - 1 + ky (k 4x4).
+    row, blk = tl.program_id(0), tl.program_id(1)
+    ow = 2 * w
+    offs = blk * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < 4 * h * w
+    oy, ox = offs // ow, offs % ow
+    py, px = (oy + 1) % 2, (ox + 1) % 2  # the taps ky = py, py + 2 reach rows iy = (oy + 1 - ky) / 2
+    iy0, ix0 = (oy + 1 - py) // 2, (ox + 1 - px) // 2
+    base = row.to(tl.int64) * h * w
+    kbase = w_ptr + (row % channels) * 16
+    acc = tl.zeros((BLOCK,), dtype=tl.float32)
+    for dy in tl.static_range(2):
+        iy = iy0 - dy
+        ky = py + 2 * dy
+        for dx in tl.static_range(2):
+            ix = ix0 - dx
+            kx = px + 2 * dx
+            ok = mask & (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+            v = tl.load(x_ptr + base + iy * w + ix, mask=ok, other=0.0).to(tl.float32)
+            acc += v * tl.load(kbase + ky * 4 + kx, mask=mask, other=0.0).to(tl.float32)
+    tl.store(y_ptr + row.to(tl.int64) * 4 * h * w + offs, acc.to(y_ptr.dtype.element_ty), mask=mask)
+
+
+def depthwise_up2x(x: Tensor, weight: Tensor) -> Tensor:
+    """``conv_transpose2d(x, weight, stride=2, padding=1, groups=C)`` for a 4×4 depthwise ``weight`` (C, 1, 4, 4):
+    (B, C, H, W) → (B, C, 2H, 2W), contiguous NCHW."""
+    n, c, h, w = x.shape
+    if not x.is_contiguous() or tuple(weight.shape) != (c, 1, 4, 4):
+        raise ValueError(f"depthwise_up2x needs a contiguous (B, C, H, W) tensor and (C, 1, 4, 4) weights, got "
+                         f"{tuple(x.shape)} and {tuple(weight.shape)}")  # fmt: skip
+    y = torch.empty(n, c, 2 * h, 2 * w, device=x.device, dtype=x.dtype)
+    block = 1024
+    _dw_up_kernel[(n * c, triton.cdiv(4 * h * w, block))](x, weight.contiguous(), y, c, h, w, BLOCK=block, num_warps=4)
+    return y
+
+
+@triton.jit
+def _up_cat_kernel(x_ptr, s_ptr, y_ptr, cx, cs, h, w, BLOCK: tl.constexpr):
+    # y[:, :cx] = nearest 2x of x; y[:, cx:] = skip (already at 2H x 2W).
+    row, blk = tl.program_id(0), tl.program_id(1)
+    ct = cx + cs
+    n, c = row // ct, row % ct
+    ow, plane = 2 * w, 4 * h * w
+    offs = blk * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < plane
+    if c < cx:  # an upsampled channel
+        src = (offs // ow // 2) * w + (offs % ow) // 2
+        v = tl.load(x_ptr + (n * cx + c).to(tl.int64) * h * w + src, mask=mask)
+    else:  # a skip channel: a plain copy
+        v = tl.load(s_ptr + (n * cs + c - cx).to(tl.int64) * plane + offs, mask=mask)
+    tl.store(y_ptr + row.to(tl.int64) * plane + offs, v, mask=mask)
+
+
+def upsample2x_cat(x: Tensor, skip: Tensor | None = None) -> Tensor:
+    """``cat([interpolate(x, scale_factor=2, mode="nearest"), skip], dim=1)`` (or just the upsample) in one pass."""
+    n, cx, h, w = x.shape
+    cs = 0 if skip is None else skip.shape[1]
+    if not x.is_contiguous() or (
+        skip is not None
+        and (tuple(skip.shape) != (n, cs, 2 * h, 2 * w) or not skip.is_contiguous() or skip.dtype != x.dtype)
+    ):
+        raise ValueError("upsample2x_cat needs contiguous NCHW tensors, the skip of the same dtype at twice the size")
+    y = torch.empty(n, cx + cs, 2 * h, 2 * w, device=x.device, dtype=x.dtype)
+    block = 2048
+    _up_cat_kernel[(n * (cx + cs), triton.cdiv(4 * h * w, block))](
+        x, x if skip is None else skip, y, cx, cs, h, w, BLOCK=block, num_warps=4
+    )
+    return y
+
+
+__all__ = ["CHUNK", "ROW_BLOCK", "depthwise_up2x", "instance_norm_act", "upsample2x_cat"]
