@@ -3,7 +3,7 @@
 Used by ``tests/test_fused_norm.py`` in a subprocess: ``TRITON_INTERPRET=1`` must be set before Triton is first
 imported (its own helpers, such as the reductions' combine functions, are compiled or interpreted from then on).
 Each line: the op, shape, dtype (and for the norm: activation code, residual or not) and the max abs difference from
-PyTorch's ops in float32 (``nn.InstanceNorm2d`` + the activation (+ the residual), ``conv_transpose2d``, ``conv2d``,
+PyTorch's ops in float32 (``nn.InstanceNorm2d`` + the activation (+ the residual), ``conv_transpose2d``,
 ``interpolate`` + ``cat``).
 """
 
@@ -58,13 +58,6 @@ def main() -> None:
             want = nn.functional.conv_transpose2d(x.float(), k.float(), stride=2, padding=1, groups=shape[1])
             err = float((y.float() - want).abs().max()) if y.shape == want.shape and y.dtype == dtype else float("inf")
             print(json.dumps({"op": "depthwise_up2x", "shape": shape, "dtype": str(dtype), "err": err}))
-            for size, stride, pad in ((3, 1, 1), (4, 2, 1), (7, 1, 3)):
-                k = torch.randn(shape[1], 1, size, size, generator=gen).to(dtype)
-                y = triton_ops.depthwise_conv(x, k, stride=stride, padding=pad)
-                want = nn.functional.conv2d(x.float(), k.float(), stride=stride, padding=pad, groups=shape[1])
-                ok = y.shape == want.shape and y.dtype == dtype
-                err = float((y.float() - want).abs().max()) if ok else float("inf")
-                print(json.dumps({"op": "depthwise_conv", "shape": shape, "dtype": str(dtype), "k": size, "err": err}))
             for skip_channels in (0, 2):
                 skip = torch.randn(shape[0], skip_channels, 2 * shape[2], 2 * shape[3], generator=gen).to(dtype)
                 y = triton_ops.upsample2x_cat(x, skip if skip_channels else None)

@@ -233,8 +233,9 @@ def grid_head(cin: int) -> nn.Conv2d:
     return nn.Conv2d(cin, 2, 3, padding=1, bias=False)
 
 
-# Identity sampling grids on CUDA by (height, width, device, dtype), shape (1, H, W, 2): F.affine_grid runs a GEMM
-# with K=3 (up to ~50 µs at 512² on an H200) that gives the same grid every call.
+# Identity sampling grids on CUDA by (height, width, device, dtype), shape (1, H, W, 2): on CUDA F.affine_grid runs a
+# GEMM with K=3 (up to ~50 µs at 512² on an H200) that gives the same grid every call. Built on the CPU, where no TF32
+# can round it; a product with the identity is exact, so it equals the CUDA op's fp32 result bit for bit.
 _IDENTITY_GRIDS: dict[tuple, Tensor] = {}
 
 
@@ -243,11 +244,12 @@ def _identity_grid(n: int, c: int, h: int, w: int, device: torch.device, dtype: 
     grid = _IDENTITY_GRIDS.get(key)
     if grid is not None:
         return grid
-    identity = torch.eye(2, 3, device=device, dtype=dtype)
     if device.type != "cuda" or torch.cuda.is_current_stream_capturing():
         # the CPU (and its exports) keeps the plain op; a graph capture records kernels without running them
-        return F.affine_grid(identity.expand(n, 2, 3), [n, c, h, w], align_corners=False)
-    grid = _IDENTITY_GRIDS[key] = F.affine_grid(identity[None], [1, c, h, w], align_corners=False)
+        identity = torch.eye(2, 3, device=device, dtype=dtype).expand(n, 2, 3)
+        return F.affine_grid(identity, [n, c, h, w], align_corners=False)
+    identity = torch.eye(2, 3, dtype=dtype)[None]
+    grid = _IDENTITY_GRIDS[key] = F.affine_grid(identity, [1, c, h, w], align_corners=False).to(device)
     return grid
 
 

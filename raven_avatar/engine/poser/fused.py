@@ -5,8 +5,7 @@
 - every ``InstanceNorm2d`` followed by its ``ReLU`` / ``LeakyReLU`` becomes one :class:`NormAct` (the activation's
   slot becomes ``Identity``); the last norm of a resnet block also takes the block's residual add
   (see :class:`~.blocks.ResnetBlock`);
-- every depthwise 4×4 stride-2 ``ConvTranspose2d`` (the separable decoders) becomes a :class:`DepthwiseUp2x`, every
-  depthwise ``Conv2d`` a :class:`DepthwiseConv`;
+- every depthwise 4×4 stride-2 ``ConvTranspose2d`` (the separable decoders) becomes a :class:`DepthwiseUp2x`;
 - every :class:`UpsampleCat` (nearest 2× upsampling, with the editor's skip concatenation) and every
   ``nn.Upsample(scale_factor=2)`` of the rotator's decoder is switched to its kernel.
 
@@ -79,10 +78,6 @@ def kernels_work(device: torch.device, dtype: torch.dtype) -> bool:
         want = F.conv_transpose2d(x.float(), k.float(), stride=2, padding=1, groups=3)
         _agree("depthwise_up2x", kernels.depthwise_up2x(x, k), want, dtype)
         skip = torch.randn(2, 2, 12, 10, generator=gen).to(device, dtype)
-        for kk, stride, pad in ((3, 1, 1), (4, 2, 1), (7, 1, 3)):
-            k = torch.randn(3, 1, kk, kk, generator=gen).to(device, dtype)
-            want = F.conv2d(x.float(), k.float(), stride=stride, padding=pad, groups=3)
-            _agree("depthwise_conv", kernels.depthwise_conv(x, k, stride=stride, padding=pad), want, dtype)
         _agree("upsample2x_cat", kernels.upsample2x_cat(x, skip), UpsampleCat()._torch(x, skip), dtype)
     except Exception as e:  # noqa: BLE001 - whatever breaks (compiler, driver, wrong result): do not use them
         log.warning("Triton kernels unusable on %s (%s: %s); THA3 runs on PyTorch's ops", device, type(e).__name__, e)
@@ -138,20 +133,6 @@ class DepthwiseUp2x(nn.Module):
         return F.conv_transpose2d(x, self.weight, stride=2, padding=1, groups=x.shape[1])
 
 
-class DepthwiseConv(nn.Module):
-    """A depthwise square conv (zero padding, no bias, no dilation); Triton on CUDA."""
-
-    def __init__(self, weight: Tensor, *, stride: int, padding: int):
-        super().__init__()
-        self.weight, self.stride, self.padding = weight, stride, padding
-
-    def forward(self, x: Tensor) -> Tensor:
-        kernels = triton_kernels() if x.is_cuda else None
-        if kernels is not None and x.is_contiguous():
-            return kernels.depthwise_conv(x, self.weight, stride=self.stride, padding=self.padding)
-        return F.conv2d(x, self.weight, stride=self.stride, padding=self.padding, groups=x.shape[1])
-
-
 class UpsampleCat(nn.Module):
     """Nearest 2× upsampling, concatenated with ``skip`` along the channels when given.
 
@@ -180,14 +161,6 @@ def _is_depthwise_up2x(m: nn.Module) -> bool:
             and m.output_padding == (0, 0) and m.dilation == (1, 1))  # fmt: skip
 
 
-def _is_depthwise_conv(m: nn.Module) -> bool:
-    if not isinstance(m, nn.Conv2d) or isinstance(m.padding, str):
-        return False
-    (kh, kw), (sh, sw), (ph, pw) = m.kernel_size, m.stride, m.padding
-    return (m.groups == m.in_channels == m.out_channels and m.bias is None and kh == kw and sh == sw and ph == pw
-            and m.dilation == (1, 1) and m.padding_mode == "zeros")  # fmt: skip
-
-
 def fuse(model: nn.Module) -> int:
     """Swap ``model``'s norms, depthwise transposed convs and 2× upsamplings for the Triton-backed modules, in place
     (see the module docstring); returns how many modules now run on Triton kernels."""
@@ -203,8 +176,6 @@ def fuse(model: nn.Module) -> int:
                     seq[i + 1] = nn.Identity()
             elif _is_depthwise_up2x(layer):
                 seq[i] = DepthwiseUp2x(layer.weight)
-            elif _is_depthwise_conv(layer):
-                seq[i] = DepthwiseConv(layer.weight, stride=layer.stride[0], padding=layer.padding[0])
             elif isinstance(layer, nn.Upsample) and layer.scale_factor in (2, 2.0) and layer.mode == "nearest":
                 seq[i] = UpsampleCat()
                 seq[i].triton = True
@@ -219,6 +190,6 @@ def fuse(model: nn.Module) -> int:
 
 
 __all__ = [
-    "ACT_LEAKY", "ACT_NONE", "ACT_RELU", "TRITON_ENV", "DepthwiseConv", "DepthwiseUp2x", "NormAct", "UpsampleCat",
+    "ACT_LEAKY", "ACT_NONE", "ACT_RELU", "TRITON_ENV", "DepthwiseUp2x", "NormAct", "UpsampleCat",
     "fuse", "kernels_work", "triton_available", "triton_kernels",
 ]  # fmt: skip

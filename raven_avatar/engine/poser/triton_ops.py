@@ -16,9 +16,6 @@ the same in one pass over the data for small planes, two for large ones:
 :func:`depthwise_up2x`: the separable decoders' depthwise 4×4 stride-2 transposed conv (cuDNN runs it as a grouped
 backward-data kernel at ~50 µs a call in fp16; each output pixel here reads its 2×2 inputs directly).
 
-:func:`depthwise_conv`: the separable convs' depthwise K×K convs (3×3, the 4×4 stride-2 downsampling, the 7×7 stem),
-one output pixel per lane reading its K² inputs (PyTorch's own depthwise kernel took ~16 µs a call).
-
 :func:`upsample2x_cat`: nearest 2× upsampling, written straight into the channel-concatenation with a skip tensor
 (the editor's decoder), or alone (the rotator's decoder).
 
@@ -189,44 +186,6 @@ def depthwise_up2x(x: Tensor, weight: Tensor) -> Tensor:
 
 
 @triton.jit
-def _dw_conv_kernel(x_ptr, w_ptr, y_ptr, channels, h, w, oh, ow,
-                    K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
-    # out[oy, ox] = sum over ky, kx of x[oy * STRIDE - PAD + ky, ox * STRIDE - PAD + kx] * k[ky, kx] (zero padding).
-    row, blk = tl.program_id(0), tl.program_id(1)
-    offs = blk * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < oh * ow
-    y0, x0 = (offs // ow) * STRIDE - PAD, (offs % ow) * STRIDE - PAD
-    base = x_ptr + row.to(tl.int64) * h * w
-    kbase = w_ptr + (row % channels) * K * K
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    for ky in tl.static_range(K):
-        iy = y0 + ky
-        row_ok = mask & (iy >= 0) & (iy < h)
-        for kx in tl.static_range(K):
-            ix = x0 + kx
-            v = tl.load(base + iy * w + ix, mask=row_ok & (ix >= 0) & (ix < w), other=0.0).to(tl.float32)
-            acc += v * tl.load(kbase + ky * K + kx).to(tl.float32)
-    tl.store(y_ptr + row.to(tl.int64) * oh * ow + offs, acc.to(y_ptr.dtype.element_ty), mask=mask)
-
-
-def depthwise_conv(x: Tensor, weight: Tensor, *, stride: int, padding: int) -> Tensor:
-    """``conv2d(x, weight, stride=stride, padding=padding, groups=C)`` for a square depthwise ``weight`` (C, 1, K, K),
-    zero padding, no bias; contiguous NCHW."""
-    n, c, h, w = x.shape
-    k = weight.shape[-1]
-    if not x.is_contiguous() or tuple(weight.shape) != (c, 1, k, k):
-        raise ValueError(f"depthwise_conv needs a contiguous (B, C, H, W) tensor and (C, 1, K, K) weights, got "
-                         f"{tuple(x.shape)} and {tuple(weight.shape)}")  # fmt: skip
-    oh, ow = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
-    y = torch.empty(n, c, oh, ow, device=x.device, dtype=x.dtype)
-    block = 1024
-    _dw_conv_kernel[(n * c, triton.cdiv(oh * ow, block))](
-        x, weight.contiguous(), y, c, h, w, oh, ow, K=k, STRIDE=stride, PAD=padding, BLOCK=block, num_warps=4
-    )
-    return y
-
-
-@triton.jit
 def _up_cat_kernel(x_ptr, s_ptr, y_ptr, cx, cs, h, w, BLOCK: tl.constexpr):
     # y[:, :cx] = nearest 2x of x; y[:, cx:] = skip (already at 2H x 2W).
     row, blk = tl.program_id(0), tl.program_id(1)
@@ -260,4 +219,4 @@ def upsample2x_cat(x: Tensor, skip: Tensor | None = None) -> Tensor:
     return y
 
 
-__all__ = ["CHUNK", "ROW_BLOCK", "depthwise_conv", "depthwise_up2x", "instance_norm_act", "upsample2x_cat"]
+__all__ = ["CHUNK", "ROW_BLOCK", "depthwise_up2x", "instance_norm_act", "upsample2x_cat"]
