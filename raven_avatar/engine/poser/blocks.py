@@ -234,8 +234,8 @@ def grid_head(cin: int) -> nn.Conv2d:
 
 
 # Identity sampling grids on CUDA by (height, width, device, dtype), shape (1, H, W, 2): on CUDA F.affine_grid runs a
-# GEMM with K=3 (up to ~50 µs at 512² on an H200) that gives the same grid every call. Built on the CPU, where no TF32
-# can round it; a product with the identity is exact, so it equals the CUDA op's fp32 result bit for bit.
+# GEMM with K=3 (up to ~50 µs at 512² on an H200) that gives the same grid every call. Built from the same device
+# linspace as affine_grid's base grid, times the identity exactly (no TF32 can round it): its fp32 result bit for bit.
 _IDENTITY_GRIDS: dict[tuple, Tensor] = {}
 
 
@@ -248,8 +248,9 @@ def _identity_grid(n: int, c: int, h: int, w: int, device: torch.device, dtype: 
         # the CPU (and its exports) keeps the plain op; a graph capture records kernels without running them
         identity = torch.eye(2, 3, device=device, dtype=dtype).expand(n, 2, 3)
         return F.affine_grid(identity, [n, c, h, w], align_corners=False)
-    identity = torch.eye(2, 3, dtype=dtype)[None]
-    grid = _IDENTITY_GRIDS[key] = F.affine_grid(identity, [1, c, h, w], align_corners=False).to(device)
+    xs = torch.linspace(-1, 1, w, device=device, dtype=dtype) * (w - 1) / w  # affine_grid, align_corners=False
+    ys = torch.linspace(-1, 1, h, device=device, dtype=dtype) * (h - 1) / h
+    grid = _IDENTITY_GRIDS[key] = torch.stack([xs.expand(h, w), ys[:, None].expand(h, w)], dim=-1)[None]
     return grid
 
 
