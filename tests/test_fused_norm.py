@@ -72,7 +72,7 @@ def test_kernel_refuses_what_it_cannot_index(interpreted_cases):
 
 
 def test_fused_blocks_equal_the_plain_ones_on_the_cpu():
-    """The rewrite keeps every block's function (PyTorch path) and the weight-file keys."""
+    """The rewrite keeps every block's function (PyTorch path; merged heads included) and the weight-file keys."""
     torch.manual_seed(0)
     blocks = nn.Sequential(
         conv_block(4, 8, 3, separable=True, leaky=True),
@@ -97,7 +97,8 @@ def test_fused_blocks_equal_the_plain_ones_on_the_cpu():
             want = model(x)
             n_norms = sum(isinstance(m, nn.InstanceNorm2d) for m in model.modules())
             n_ups = sum(isinstance(m, (nn.ConvTranspose2d, nn.Upsample, fused.UpsampleCat)) for m in model.modules())
-            assert fused.fuse(model) == n_norms + n_ups
+            n_heads = sum(bool(getattr(m, "HEADS", ())) for m in model.modules())  # merged sibling heads
+            assert fused.fuse(model) == n_norms + n_ups + n_heads
             replaced = (nn.InstanceNorm2d, nn.ReLU, nn.LeakyReLU, nn.ConvTranspose2d, nn.Upsample)
             assert not any(isinstance(m, replaced) for m in model.modules())
             assert all(m.triton for m in model.modules() if isinstance(m, fused.UpsampleCat))

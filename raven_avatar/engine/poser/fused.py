@@ -7,7 +7,9 @@
   (see :class:`~.blocks.ResnetBlock`);
 - every depthwise 4×4 stride-2 ``ConvTranspose2d`` (the separable decoders) becomes a :class:`DepthwiseUp2x`;
 - every :class:`UpsampleCat` (nearest 2× upsampling, with the editor's skip concatenation) and every
-  ``nn.Upsample(scale_factor=2)`` of the rotator's decoder is switched to its kernel.
+  ``nn.Upsample(scale_factor=2)`` of the rotator's decoder is switched to its kernel;
+- each network's sibling output heads run as one :class:`MergedHeads` conv (cuDNN, not Triton: one call and one
+  NCHW→NHWC conversion of the feature map instead of one per head).
 
 These modules run the Triton kernels only on contiguous CUDA tensors when Triton imports; everything else (the CPU,
 a channels-last tensor, a model moved back to the CPU after running out of GPU memory) goes through PyTorch's own
@@ -155,6 +157,37 @@ class UpsampleCat(nn.Module):
         return up if skip is None else torch.cat([up, skip], dim=1)
 
 
+class MergedHeads(nn.Module):
+    """Sibling output heads (3×3 conv + optional tanh/sigmoid) reading one feature map, as one conv split back.
+
+    The concatenated weights are non-persistent buffers: they follow ``.to()`` and stay out of the state dict.
+    """
+
+    def __init__(self, heads: list[nn.Module]):
+        super().__init__()
+        convs = [h[0] if isinstance(h, nn.Sequential) else h for h in heads]
+        self.finals = [h[1] if isinstance(h, nn.Sequential) else None for h in heads]  # plain list: not submodules
+        self.sizes = [c.out_channels for c in convs]
+        w = convs[0].weight
+        bias = [c.bias if c.bias is not None else w.new_zeros(c.out_channels) for c in convs]
+        self.register_buffer("weight", torch.cat([c.weight.detach() for c in convs]), persistent=False)
+        self.register_buffer("bias", torch.cat([b.detach() for b in bias]), persistent=False)
+
+    @staticmethod
+    def mergeable(heads: list[nn.Module]) -> bool:
+        convs = [h[0] if isinstance(h, nn.Sequential) else h for h in heads]
+        return len(convs) > 1 and all(
+            isinstance(c, nn.Conv2d) and c.kernel_size == (3, 3) and c.stride == (1, 1) and c.padding == (1, 1)
+            and c.groups == 1 and c.dilation == (1, 1) and c.padding_mode == "zeros"
+            and c.in_channels == convs[0].in_channels for c in convs
+        )  # fmt: skip
+
+    def forward(self, f: Tensor) -> tuple[Tensor, ...]:
+        y = F.conv2d(f, self.weight, self.bias, padding=1)
+        return tuple(o if final is None else final(o) for o, final in zip(y.split(self.sizes, dim=1), self.finals,
+                                                                            strict=True))  # fmt: skip
+
+
 def _is_depthwise_up2x(m: nn.Module) -> bool:
     return (isinstance(m, nn.ConvTranspose2d) and m.groups == m.in_channels == m.out_channels and m.bias is None
             and m.kernel_size == (4, 4) and m.stride == (2, 2) and m.padding == (1, 1)
@@ -182,14 +215,22 @@ def fuse(model: nn.Module) -> int:
             else:
                 continue
             count += 1
-    for m in model.modules():
+    for m in list(model.modules()):
         if isinstance(m, UpsampleCat) and not m.triton:
             m.triton = True
+            count += 1
+        names = getattr(m, "HEADS", ())  # the networks' sibling output heads (networks._WithHeads)
+        if (
+            names
+            and getattr(m, "merged_heads", False) is None
+            and MergedHeads.mergeable([getattr(m, n) for n in names])
+        ):
+            m.merged_heads = MergedHeads([getattr(m, n) for n in names])
             count += 1
     return count
 
 
 __all__ = [
-    "ACT_LEAKY", "ACT_NONE", "ACT_RELU", "TRITON_ENV", "DepthwiseUp2x", "NormAct", "UpsampleCat",
+    "ACT_LEAKY", "ACT_NONE", "ACT_RELU", "TRITON_ENV", "DepthwiseUp2x", "MergedHeads", "NormAct", "UpsampleCat",
     "fuse", "kernels_work", "triton_available", "triton_kernels",
 ]  # fmt: skip
