@@ -261,7 +261,7 @@ class Poser:
             triton = device.type == "cuda" and not channels_last and kernels_work(device, dtype)
         elif triton and (device.type != "cuda" or not kernels_work(device, dtype)):
             raise ValueError(f"the Triton kernels need CUDA and a working Triton (device {device})")
-        #: How many modules run on the Triton kernels of :mod:`.fused` (0: all on PyTorch's ops).
+        #: How many modules :func:`.fused.fuse` swapped (Triton kernels, merged output heads; 0: PyTorch's ops only).
         self.triton_modules = fuse(self.model) if triton else 0
         self.stages = stage_modules(self.model)
         if cpu_stages is not None and device.type != "cpu":
@@ -328,7 +328,8 @@ def load_poser(
 
     On CUDA, ``triton`` (default: whenever Triton works there and ``$RAVEN_AVATAR_TRITON`` is not ``0``) runs each
     InstanceNorm with its activation (and the resnet blocks' residual add), the depthwise transposed convs and the
-    2× upsamplings as Triton kernels (:mod:`.fused`); False keeps PyTorch's own ops. The CPU never uses them.
+    2× upsamplings as Triton kernels, and each network's output heads as one conv (:mod:`.fused`); False keeps
+    PyTorch's own ops. The CPU never uses them.
     """
     requested_backend(cpu_backend)  # a typo fails here on every device
     dev, notice = resolve_device(device)
