@@ -5,7 +5,9 @@
 variant and device: a full pose (new expression every frame), idle frames (only head/body/breathing change), an
 unchanged pose, and batch 8. Results print as a markdown table with the speed-up ratio. On the CPU each backend
 (``--cpu-backends``: PyTorch, ONNX Runtime, OpenVINO, those installed) gets its own row against the reference timed in
-the same run; the calls of ours and the reference's alternate (interleaved), so machine noise lands on both.
+the same run; the calls of ours and the reference's alternate (interleaved), so machine noise lands on both. On CUDA
+each kernel set (``--cuda-kernels``: our Triton kernels when they work there, and PyTorch's ops only) gets its own
+rows.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from timing import add_device_arguments, markdown_table, median_ms, median_ms_pa
 from raven_avatar.engine.device import describe  # noqa: E402
 from raven_avatar.engine.poser import load_poser  # noqa: E402
 from raven_avatar.engine.poser.cpu_backend import CPU_BACKENDS, installed  # noqa: E402
+from raven_avatar.engine.poser.fused import kernels_work  # noqa: E402
 from raven_avatar.engine.poser.oracle import load_reference_poser  # noqa: E402
 from raven_avatar.engine.poser.store import example_character, model_dir  # noqa: E402
 
-SUBCOMMANDS = {"postprocessor": "bench_postprocessor", "upscaler": "bench_upscaler", "frame": "bench_frame"}
+SUBCOMMANDS = {"postprocessor": "bench_postprocessor", "upscaler": "bench_upscaler", "frame": "bench_frame",
+               "norm": "bench_norm"}  # fmt: skip
 
 
 def _character(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -48,9 +52,16 @@ def _poses(n: int, batch: int, seed: int = 0) -> torch.Tensor:
     return p
 
 
+def _load(variant: str, device: torch.device, backend: str) -> object:
+    if device.type == "cuda":  # the backend names the kernel set
+        return load_poser(variant, device, progress=False, triton=backend == "triton")
+    return load_poser(variant, device, progress=False, cpu_backend=backend)
+
+
 def _bench_variant(device: torch.device, variant: str, iters: int, backends: list[str]) -> list[list[object]]:
-    """Rows for one variant on one device: batch 1 (full / idle / unchanged) per backend and, on CUDA, batch 8."""
-    posers = {b: load_poser(variant, device, progress=False, cpu_backend=b) for b in backends}
+    """Rows for one variant on one device: batch 1 (full / idle / unchanged) per backend (CPU) or kernel set
+    (CUDA) and, on CUDA, batch 8."""
+    posers = {b: _load(variant, device, b) for b in backends}
     some = next(iter(posers.values()))
     image = _character(device, torch.float32)
     poses = _poses(iters + 8, 1)
@@ -78,7 +89,7 @@ def _bench_variant(device: torch.device, variant: str, iters: int, backends: lis
             full, ref_full = median_ms(ours, device, iters=iters), median_ms(theirs, device, iters=iters)
         idle = median_ms(lambda i, ours=ours: ours(i, body), device, iters=iters)
         still = median_ms(lambda i, ours=ours: ours(0, body), device, iters=iters)
-        where = describe(device) if device.type == "cuda" else f"{describe(device)}, {backend}"
+        where = f"{describe(device)}, {backend}" + (" kernels" if device.type == "cuda" else "")
         rows.append([where, label, "1", f"{ref_full:.2f}", f"{full:.2f}", f"{ref_full / full:.1f}×", f"{idle:.2f}",
                      f"{still:.3f}"])  # fmt: skip
         if device.type == "cuda":
@@ -100,9 +111,11 @@ def bench_poser(args: argparse.Namespace) -> list[list[object]]:
         )
         for variant in variants:
             iters = args.cuda_iters if device.type == "cuda" else args.cpu_iters
-            backends = [None]  # CUDA: PyTorch
             if device.type == "cpu":
                 backends = args.cpu_backends or [b for b in CPU_BACKENDS if installed(b)]
+            else:
+                dtype = torch.float16 if variant.endswith("_half") else torch.float32
+                backends = args.cuda_kernels or ["triton", "pytorch"][0 if kernels_work(device, dtype) else 1 :]
             new = _bench_variant(device, variant, iters, backends)
             print(markdown_table(HEADER, new), flush=True)
             rows += new
@@ -130,6 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", nargs="+", help="THA3 variants (default: separable_half+float on CUDA)")
     parser.add_argument("--cpu-backends", nargs="+", choices=CPU_BACKENDS,
                         help="CPU backends to time (default: every one installed)")  # fmt: skip
+    parser.add_argument("--cuda-kernels", nargs="+", choices=("triton", "pytorch"),
+                        help="kernel sets on CUDA (default: triton if it works there, and pytorch)")  # fmt: skip
     add_device_arguments(parser, cpu_iters=10)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args(rest)

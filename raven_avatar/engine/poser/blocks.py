@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .fused import NormAct, UpsampleCat
+
 
 def conv(cin: int, cout: int, kernel: int, *, separable: bool, bias: bool = False, stride: int = 1) -> nn.Module:
     """A ``kernel``×``kernel`` convolution; separable = depthwise ``kernel``² then pointwise 1×1."""
@@ -77,7 +79,13 @@ class ResnetBlock(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.resnet_path(x)
+        *path, last = self.resnet_path
+        y = x
+        for layer in path:
+            y = layer(y)
+        if isinstance(last, NormAct):  # fused (CUDA): the residual add happens inside the norm kernel
+            return last(y, residual=x)
+        return x + last(y)
 
 
 def _channels(start: int, image_size: int, size: int, max_channels: int) -> int:
@@ -200,6 +208,7 @@ class ResizeUNet(nn.Module):
             conv_block(a + b, b, 3, separable=separable, leaky=True)
             for a, b in zip(widths[:0:-1], widths[-2::-1], strict=True)
         )
+        self.upsample_cat = UpsampleCat()
 
     def forward(self, x: Tensor) -> Tensor:
         skips = []
@@ -209,8 +218,7 @@ class ResizeUNet(nn.Module):
         for block in self.bottleneck_blocks:
             x = block(x)
         for i, block in enumerate(self.upsample_blocks):
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            x = block(torch.cat([x, skips[-i - 2]], dim=1))
+            x = block(self.upsample_cat(x, skips[-i - 2]))
         return x
 
 
@@ -225,6 +233,27 @@ def grid_head(cin: int) -> nn.Conv2d:
     return nn.Conv2d(cin, 2, 3, padding=1, bias=False)
 
 
+# Identity sampling grids on CUDA by (height, width, device, dtype), shape (1, H, W, 2): on CUDA F.affine_grid runs a
+# GEMM with K=3 (up to ~50 µs at 512² on an H200) that gives the same grid every call. Built from the same device
+# linspace as affine_grid's base grid, times the identity exactly (no TF32 can round it): its fp32 result bit for bit.
+_IDENTITY_GRIDS: dict[tuple, Tensor] = {}
+
+
+def _identity_grid(n: int, c: int, h: int, w: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    key = (h, w, device, dtype)
+    grid = _IDENTITY_GRIDS.get(key)
+    if grid is not None:
+        return grid
+    if device.type != "cuda" or torch.cuda.is_current_stream_capturing():
+        # the CPU (and its exports) keeps the plain op; a graph capture records kernels without running them
+        identity = torch.eye(2, 3, device=device, dtype=dtype).expand(n, 2, 3)
+        return F.affine_grid(identity, [n, c, h, w], align_corners=False)
+    xs = torch.linspace(-1, 1, w, device=device, dtype=dtype) * (w - 1) / w  # affine_grid, align_corners=False
+    ys = torch.linspace(-1, 1, h, device=device, dtype=dtype) * (h - 1) / h
+    grid = _IDENTITY_GRIDS[key] = torch.stack([xs.expand(h, w), ys[:, None].expand(h, w)], dim=-1)[None]
+    return grid
+
+
 def warp(image: Tensor, grid_change: Tensor) -> Tensor:
     """Resample ``image`` at identity-grid + ``grid_change`` (B,2,H,W), bilinear, border padding.
 
@@ -233,8 +262,7 @@ def warp(image: Tensor, grid_change: Tensor) -> Tensor:
     """
     n, c, h, w = image.shape
     dtype = torch.promote_types(image.dtype, torch.float32)
-    identity = torch.eye(2, 3, device=image.device, dtype=dtype).expand(n, 2, 3)
-    grid = F.affine_grid(identity, [n, c, h, w], align_corners=False) + grid_change.permute(0, 2, 3, 1).to(dtype)
+    grid = _identity_grid(n, c, h, w, image.device, dtype) + grid_change.permute(0, 2, 3, 1).to(dtype)
     out = F.grid_sample(image.to(dtype), grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.to(image.dtype)
 

@@ -103,10 +103,10 @@ def _weights_fingerprint(model: nn.Module) -> str:
 
 def _code_fingerprint() -> str:
     """SHA-256 over the source of the modules that define the exported graphs: an edit there invalidates builds."""
-    from . import blocks, export, model, networks, stages
+    from . import blocks, export, fused, model, networks, stages
 
     h = hashlib.sha256()
-    for module in (blocks, networks, model, stages, export):
+    for module in (blocks, fused, networks, model, stages, export):  # fused: UpsampleCat's PyTorch path is exported
         h.update(Path(module.__file__).read_bytes())
     return h.hexdigest()
 

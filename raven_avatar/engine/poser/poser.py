@@ -32,6 +32,7 @@ from torch import Tensor
 from ..device import available_cpu_cores, resolve_device
 from ..pose import FACE_SLICE, NUM_PARAMS, sanitize_pose
 from .cpu_backend import CpuStages, requested_backend, resolve_cpu_backend
+from .fused import fuse, kernels_work
 from .model import NETWORK_NAMES, THA3, tha3_state_dicts_to_model
 from .stages import STAGE_NAMES, stage_modules
 from .store import VARIANTS, load_state_dict, model_dir
@@ -248,6 +249,7 @@ class Poser:
         channels_last: bool = False,
         notice: str | None = None,
         cpu_stages: CpuStages | None = None,
+        triton: bool | None = None,
     ):
         self.variant, self.device, self.dtype, self.channels_last = variant, device, dtype, channels_last
         self.use_cuda_graphs = device.type == "cuda" if use_cuda_graphs is None else use_cuda_graphs
@@ -255,6 +257,12 @@ class Poser:
         self.notice = notice
         model = model.to(device=device, dtype=dtype)
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
+        if triton is None:
+            triton = device.type == "cuda" and not channels_last and kernels_work(device, dtype)
+        elif triton and (device.type != "cuda" or not kernels_work(device, dtype)):
+            raise ValueError(f"the Triton kernels need CUDA and a working Triton (device {device})")
+        #: How many modules :func:`.fused.fuse` swapped (Triton kernels, merged output heads; 0: PyTorch's ops only).
+        self.triton_modules = fuse(self.model) if triton else 0
         self.stages = stage_modules(self.model)
         if cpu_stages is not None and device.type != "cpu":
             raise ValueError(f"CPU backend stages given for a poser on {device}")
@@ -305,6 +313,7 @@ def load_poser(
     channels_last: bool = False,
     progress: bool = True,
     cpu_backend: str | None = None,
+    triton: bool | None = None,
 ) -> Poser:
     """Load THA3 ``variant`` onto ``device``, fetching weights through the model store if needed.
 
@@ -316,6 +325,11 @@ def load_poser(
     ``pytorch``, ``onnxruntime`` or ``openvino`` (see :mod:`.cpu_backend`: exported and verified on first use, then
     cached); a fast backend that is missing or fails falls back to PyTorch with a notice. PyTorch's own CPU thread
     count is capped at the cores this process may use.
+
+    On CUDA, ``triton`` (default: whenever Triton works there and ``$RAVEN_AVATAR_TRITON`` is not ``0``) runs each
+    InstanceNorm with its activation (and the resnet blocks' residual add), the depthwise transposed convs and the
+    2× upsamplings as Triton kernels, and each network's output heads as one conv (:mod:`.fused`); False keeps
+    PyTorch's own ops. The CPU never uses them.
     """
     requested_backend(cpu_backend)  # a typo fails here on every device
     dev, notice = resolve_device(device)
@@ -342,7 +356,7 @@ def load_poser(
     try:
         poser = Poser(
             model, variant=variant, device=dev, dtype=dtype, use_cuda_graphs=use_cuda_graphs,
-            channels_last=channels_last, notice=notice, cpu_stages=cpu_stages,
+            channels_last=channels_last, notice=notice, cpu_stages=cpu_stages, triton=triton,
         )  # fmt: skip
         poser.warm_up()
         return poser
