@@ -21,6 +21,8 @@ from typing import Any
 import dearpygui.dearpygui as dpg
 import numpy as np
 
+from raven_avatar.settings_editor.panels import RESET as RESET_LABEL  # a button that resets the value beside it
+
 log = logging.getLogger("gui_robot")
 
 #: Item types a user can operate, by DearPyGui type name (``mvAppItemType::<name>``).
@@ -494,6 +496,11 @@ def sweep(
                 rows = [i for p, i, _ in items if p == path]
                 free = robot.call(lambda rows=rows: [r for r in rows if not dpg.get_value(r)])
                 item = free[-1] if free else item
+            if kind == "mvButton" and robot.call(lambda i=item: dpg.get_item_label(i)) == RESET_LABEL:
+                # A reset button resets the value beside it: move that value off its default first.
+                neighbour = robot.call(lambda i=item: _value_sibling(i))
+                if neighbour is not None:
+                    robot.operate(neighbour, robot.call(lambda n=neighbour: item_type(n)), texts.get(path))
             outcome = _exercise(robot, item, kind, path, state, dialogs_open, screenshot, options, texts)
             if "Item not found" in outcome.detail and not outcome.action:
                 continue  # it vanished before it was operated (its panel was rebuilt): the next round retries it
@@ -545,7 +552,9 @@ def _exercise(robot, item, kind, path, state, dialogs_open, screenshot, options,
     try:
         before = robot.call(state)
         outcome.action = robot.operate(item, kind, texts.get(path))
-        deadline = time.monotonic() + 6
+        # A listed option holds a choice for another action, a header shows its own open state: nothing to wait for.
+        waits = path not in options and kind not in ("mvCollapsingHeader", "mvTreeNode")
+        deadline = time.monotonic() + (6 if waits else 0)
         while time.monotonic() < deadline:
             if robot.call(dialogs_open):
                 outcome.effect = "dialog"

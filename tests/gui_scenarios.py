@@ -87,9 +87,9 @@ def dispatch(session, options: dict[str, str], view_only: dict[str, str]) -> lis
                 dpg.run_callbacks([(callback, item, value, dpg.get_item_user_data(item))])
             return before
 
-        def effect(before: Any) -> str:
+        def effect(before: Any, wait_s: float = 3.0) -> str:
             """What the dispatched call did, waiting a moment for work it handed to a thread (an error dialog)."""
-            deadline = time.monotonic() + 3
+            deadline = time.monotonic() + wait_s
             while True:
                 found = session.call(lambda: "dialog" if session.app.dialogs.is_open else
                                      "state" if session.state() != before else "")  # fmt: skip
@@ -106,7 +106,8 @@ def dispatch(session, options: dict[str, str], view_only: dict[str, str]) -> lis
 
         try:
             before = session.call(lambda i=item, k=kind: fire(i, k))
-            result = {"skipped": True} if before is None else {"effect": effect(before)}
+            listed = path in options or path in view_only  # nothing in the state to wait for
+            result = {"skipped": True} if before is None else {"effect": effect(before, 0.0 if listed else 3.0)}
             if not result.get("skipped") and not result["effect"] and kind == "mvButton":
                 from gui_robot import _value_sibling
 
