@@ -38,14 +38,16 @@ def measure(args: argparse.Namespace) -> dict:
                 raise TimeoutError("no frame within 15 minutes")
             time.sleep(0.2)
         time.sleep(args.warmup)
-        shown0 = app.call(lambda: app.frames_shown).result(60)
+        shown0, drawn0 = app.call(lambda: (app.frames_shown, app.shell.frames)).result(60)
         t0 = time.monotonic()
         stats = []
         while time.monotonic() - t0 < args.seconds:
             time.sleep(1.0)
             stats.append(app.call(lambda: dict(app.model.link.stats)).result(60))
-        shown1 = app.call(lambda: app.frames_shown).result(60)
-        shown = (shown1 - shown0) / (time.monotonic() - t0)
+        shown1, drawn1 = app.call(lambda: (app.frames_shown, app.shell.frames)).result(60)
+        elapsed = time.monotonic() - t0
+        shown = (shown1 - shown0) / elapsed
+        result["gui_fps"] = (drawn1 - drawn0) / elapsed
         result.update(_summary(shown, stats, getattr(app.model.link.avatar.poser, "backend", "?")))
 
     try:
@@ -105,6 +107,8 @@ def main() -> int:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"affinity {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     print(f"backend: {r['backend']}  device: {args.device}  measured over {args.seconds:g} s")
+    if "gui_fps" in r:
+        print(f"GUI frames drawn: {r['gui_fps']:.2f} per second")
     what = "taken" if args.headless else "shown by the window"
     print(f"frames {what}: {r['shown_fps']:.2f} FPS   engine's FPS (median): {r['engine_fps']:.2f}")
     for k, v in sorted(r["stage_ms"].items()):

@@ -469,6 +469,19 @@ def _texts(parent: int) -> list[str]:
     return out
 
 
+def test_each_new_avatar_frame_costs_a_few_window_frames_not_a_burst(driver):
+    """A new avatar frame wakes the loop; that wake is not the user's input, so the window draws the frame (and
+    its texture swap) and goes back to sleep. Counted as input it drew at 60 Hz for 0.6 s after every avatar
+    frame: ~8 software-OpenGL frames per avatar frame, which took the CPU from THA3 (pose 505 -> 725 ms)."""
+    app, avatar = driver.app, driver.avatar
+    driver.pump(1.0)
+    drawn, shown = app.shell.frames, app.frames_shown
+    driver.pump(8.0)
+    drawn, shown = app.shell.frames - drawn, app.frames_shown - shown
+    assert shown >= 2, avatar.last_error
+    assert drawn <= 4 * shown + 6, (drawn, shown)  # upload + texture swap (+ overlay), and the 2 s idle look-around
+
+
 def test_hidden_window_stops_rendering(driver):
     model, avatar = driver.model, driver.avatar
     driver.keys("Escape")

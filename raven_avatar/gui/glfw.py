@@ -10,9 +10,11 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
+import threading
 import time
 
 log = logging.getLogger(__name__)
+_woken = threading.Event()  # set by wake(): an early return of wait_events that was not input
 
 
 @functools.lru_cache(maxsize=1)
@@ -33,10 +35,12 @@ def _lib() -> ctypes.CDLL | None:
 
 
 def wait_events(timeout: float) -> bool:
-    """Sleep until an input event (or :func:`wake`) arrives, at most ``timeout`` s; whether it was woken early.
+    """Sleep until an input event (or :func:`wake`) arrives, at most ``timeout`` s; whether *input* ended it early.
 
-    The events are processed as DearPyGui's own poll would (ImGui's GLFW callbacks queue them for the next frame).
-    Call on the GUI (main) thread only, after the viewport is shown.
+    A :func:`wake` ends the wait too but is not input (a new avatar frame must not count as the user's activity,
+    which keeps the loop drawing at full rate for a moment). The events are processed as DearPyGui's own poll would
+    (ImGui's GLFW callbacks queue them for the next frame). Call on the GUI (main) thread only, after the viewport is
+    shown.
     """
     lib = _lib()
     if lib is None:
@@ -44,13 +48,17 @@ def wait_events(timeout: float) -> bool:
         return False
     start = time.monotonic()
     lib.glfwWaitEventsTimeout(ctypes.c_double(max(0.0, timeout)))
-    return time.monotonic() - start < timeout * 0.9
+    early = time.monotonic() - start < timeout * 0.9
+    woken = _woken.is_set()
+    _woken.clear()
+    return early and not woken
 
 
 def wake() -> None:
     """Wake a :func:`wait_events` from any thread (a worker finished, a file arrived)."""
     lib = _lib()
     if lib is not None:
+        _woken.set()
         lib.glfwPostEmptyEvent()
 
 

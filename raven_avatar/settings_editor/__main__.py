@@ -112,7 +112,6 @@ def create_app(character: Path | None, settings_path: Path | None, *, device: st
     model = EditorModel(link, settings=settings, settings_path=settings_path)
     app = SettingsEditorApp(model, width=size[0], height=size[1], speaker=_speaker(avatar))
     app.build(shell)
-    avatar.add_frame_listener(shell.wake)  # take each frame when it is made: the renderer starts the next one at once
     for message in startup_errors:
         app.show_error(message, "Settings problems")
     avatar.start()

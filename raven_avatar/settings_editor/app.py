@@ -119,6 +119,9 @@ class SettingsEditorApp:
         self.shell = shell = shell or Shell(TITLE, size=(self.layout.width, self.layout.height),
                                             min_size=MIN_WINDOW_SIZE)  # fmt: skip
         self.cb, self.dialogs, self.hotkeys = shell.callbacks, shell.dialogs, shell.hotkeys
+        # Each new avatar frame wakes the loop, which takes it at once: the renderer starts the next pose while this
+        # one is shown (not a polling interval later).
+        self.model.link.avatar.add_frame_listener(shell.wake)
         # The close button asks first when there are unsaved changes (request_quit).
         dpg.set_viewport_resize_callback(self.cb.click(self._relayout))
         dpg.set_exit_callback(self.cb.click(self.request_quit))
@@ -967,4 +970,5 @@ class SettingsEditorApp:
     def close(self) -> None:
         if self.model.recorder is not None:
             self._act(self.model.stop_recording)
+        self.model.link.avatar.remove_frame_listener(self.shell.wake)
         self.shell.close()
