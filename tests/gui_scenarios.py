@@ -405,7 +405,11 @@ def settings_journey(session, args, report: dict[str, Any]) -> None:
     index = session.call(lambda: m.frame.index)
     robot.key("ctrl+r")
     wait(session, "a frame after the reload", lambda: m.frame.index > index + 1, 300)
-    report["green_after_reload"] = session.call(lambda: _green_share(m.frame))
+    # The reload is prepared on a worker while frames of the old image keep coming: look for a while.
+    deadline = time.monotonic() + 120
+    while (share := session.call(lambda: _green_share(m.frame))) <= 0.05 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    report["green_after_reload"] = share
 
     # Record 3 s to WebM: "+ WebM", Record..., a folder typed, Stop; the encode shows its progress.
     robot.operate(robot.find(win, "Capture / + WebM [mvCheckbox]"), "mvCheckbox")
