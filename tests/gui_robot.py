@@ -497,10 +497,7 @@ def sweep(
                 free = robot.call(lambda rows=rows: [r for r in rows if not dpg.get_value(r)])
                 item = free[-1] if free else item
             if kind == "mvButton" and robot.call(lambda i=item: dpg.get_item_label(i)) == RESET_LABEL:
-                # A reset button resets the value beside it: move that value off its default first.
-                neighbour = robot.call(lambda i=item: _value_sibling(i))
-                if neighbour is not None:
-                    robot.operate(neighbour, robot.call(lambda n=neighbour: item_type(n)), texts.get(path))
+                _move_value_beside(robot, item, texts.get(path))  # a reset button needs a value off its default
             outcome = _exercise(robot, item, kind, path, state, dialogs_open, screenshot, options, texts)
             if "Item not found" in outcome.detail and not outcome.action:
                 continue  # it vanished before it was operated (its panel was rebuilt): the next round retries it
@@ -509,11 +506,8 @@ def sweep(
                 # setting is at the default (and a click can land while a popup closes).
                 if after is not None:
                     after(path, outcome)
-                neighbour = robot.call(lambda i=item: _value_sibling(i))
-                if neighbour is not None:
-                    robot.operate(neighbour, robot.call(lambda n=neighbour: item_type(n)), texts.get(path))
-                    if after is not None:
-                        after(path, outcome)
+                if _move_value_beside(robot, item, texts.get(path)) and after is not None:
+                    after(path, outcome)
                 outcome = _exercise(robot, item, kind, path, state, dialogs_open, screenshot, options, texts)
             if not outcome.ok and failed.get(path, 0) < 2 and sum(p == path for p, _, _ in items) > 1:
                 failed[path] = failed.get(path, 0) + 1  # another instance of the same control may do something
@@ -529,6 +523,15 @@ def sweep(
     report.inventory = sorted(final | set(report.inventory))
     report.uncovered = sorted(final - covered)
     return report
+
+
+def _move_value_beside(robot: Robot, item: int | str, text: str | None) -> bool:
+    """Operate the value widget a (reset) button sits beside (see :func:`_value_sibling`); whether there was one."""
+    neighbour = robot.call(lambda: _value_sibling(item))
+    if neighbour is None:
+        return False
+    robot.operate(neighbour, robot.call(lambda: item_type(neighbour)), text)
+    return True
 
 
 def _ordered(items: list[tuple[str, int]]) -> list[tuple[str, int, str]]:
