@@ -51,5 +51,8 @@ def run_session(app: str, scenario: str, out: Path, env: dict, *args: str, timeo
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
     (out / "log.txt").write_text(proc.stdout + proc.stderr)
     report = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else {}
-    assert proc.returncode == 0 and report.get("ok"), f"{report.get('traceback', report)}\n{proc.stderr[-6000:]}"
+    assert proc.returncode == 0 and report.get("ok"), (
+        f"exit code {proc.returncode}; {report.get('traceback') or report.get('error') or report}\n"
+        f"{proc.stderr[-6000:]}"
+    )
     return report

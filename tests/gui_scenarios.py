@@ -16,7 +16,12 @@ from gui_robot import INTERACTIVE, Robot, inventory, item_type, shown, sweep
 TIMEOUT = 600.0  # one CPU render takes 1-15 s on a loaded 2-core machine
 
 
+#: What the scenario waits for now (a session's report names it when the app ends under the scenario).
+STEP = [""]
+
+
 def wait(session, what: str, predicate, timeout: float = TIMEOUT) -> None:
+    STEP[0] = what
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if session.call(predicate):

@@ -9,6 +9,7 @@ tests/gui_scenarios.py; this file only knows how to open, drive and describe eac
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import sys
@@ -119,6 +120,7 @@ def main() -> int:
     p.add_argument("--settings", type=Path)
     p.add_argument("--extra", type=Path, help="a folder of files the scenario uses")
     args = p.parse_args()
+    faulthandler.enable()  # a crash in native code (GL, DearPyGui, torch) prints every thread's stack
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import gui_scenarios
 
@@ -138,7 +140,13 @@ def main() -> int:
             (args.out / "report.json").write_text(json.dumps(report, indent=1, default=str))
 
     args.out.mkdir(parents=True, exist_ok=True)
-    return session.run(driver)
+    rc = session.run(driver)
+    if not (args.out / "report.json").is_file():  # the loop ended under a scenario still running
+        report["error"] = f"the app's loop ended while the scenario was waiting for {gui_scenarios.STEP[0]!r}"
+        report["dialogs"] = session.app.dialogs.history
+        (args.out / "report.json").write_text(json.dumps(report, indent=1, default=str))
+        rc = rc or 1
+    return rc
 
 
 if __name__ == "__main__":

@@ -95,3 +95,30 @@ def test_triton_imported_late_on_a_worker_thread_does_not_crash_the_window(xvfb_
     """)
     proc = subprocess.run([sys.executable, "-c", script], env=xvfb_env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "alive" in proc.stdout, (proc.returncode, proc.stderr[-3000:])
+
+
+@pytest.mark.gui
+def test_a_call_for_a_closed_window_fails_at_once_instead_of_hanging(xvfb_env):
+    """A worker (or a test's driver) that asked the GUI thread for something just as the window closed used to
+    wait forever: the queued call never ran. That hid the real failure of a journey behind a silent exit."""
+    script = textwrap.dedent("""
+        import time
+        from raven_avatar.gui.shell import Shell
+        shell = Shell("closing", size=(400, 300), min_size=(200, 150))
+        shell.show()
+        shell.frame(busy=True)
+        queued = shell.call(lambda: "never ran")
+        shell.close()
+        start = time.monotonic()
+        late = shell.call(lambda: "never ran")
+        for future in (queued, late):
+            try:
+                future.result(5)
+            except RuntimeError as e:
+                print("failed:", e)
+        print(f"took {time.monotonic() - start:.1f}")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], env=xvfb_env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("failed: the closing window has closed") == 2, proc.stdout
+    assert "took 0." in proc.stdout

@@ -73,6 +73,7 @@ class Shell:
         self.frames = 0  # frames drawn
         self.shown = False
         self._calls: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future]] = queue.Queue()
+        self._closed = threading.Event()  # the loop has ended: calls fail at once instead of waiting forever
         self._last_input = time.monotonic()
         self._last_frame = 0.0
         self._mouse: tuple[float, float] | None = None
@@ -102,8 +103,19 @@ class Shell:
         """Run ``fn`` on the GUI thread before the next frame; the future holds its result (for tests, workers)."""
         future: concurrent.futures.Future = concurrent.futures.Future()
         self._calls.put((fn, future))
-        glfw.wake()
+        if self._closed.is_set():
+            self._fail_calls()
+        else:
+            glfw.wake()
         return future
+
+    def _fail_calls(self) -> None:
+        while True:
+            try:
+                _fn, future = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            future.set_exception(RuntimeError(f"the {self.title} window has closed"))
 
     def drive(self, driver: Callable[[], None]) -> None:
         """Run ``driver()`` on its own thread while the app's loop runs (tests, scripted demos, screenshots);
@@ -182,6 +194,8 @@ class Shell:
 
     def close(self) -> None:
         """Destroy the window (after giving a :meth:`drive` function a moment to finish its report)."""
+        self._closed.set()
+        self._fail_calls()
         if self._driver is not None:
             self._driver.join(10)
         dpg.destroy_context()
