@@ -205,11 +205,13 @@ class Robot:
         self.xdo("mouseup", "1")
         self.settle(2)
 
-    def key(self, *chords: str) -> None:
+    def key(self, *chords: str, settle: bool = True) -> None:
+        """Press ``chords`` in turn; ``settle=False`` for a key that closes the app (no frames follow it)."""
         self.xdo("windowfocus", "--sync", self.window)
         for chord in chords:
             self.xdo("key", "--clearmodifiers", "--delay", "60", chord)
-            self.settle(2)
+            if settle:
+                self.settle(2)
 
     def type(self, text: str) -> None:
         self.xdo("type", "--delay", "40", text)

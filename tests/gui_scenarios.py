@@ -320,7 +320,7 @@ def pose_journey(session, args, report: dict[str, Any]) -> None:
     robot.key("ctrl+q")
     wait(session, "the unsaved-edits question", lambda: app.dialogs.open_kind == "confirm", 30)
     report["quit_question"] = session.call(lambda: app.dialogs.history[-1][0])
-    robot.key("Return")
+    robot.key("Return", settle=False)  # quits: the window may be gone before another frame
     deadline = time.monotonic() + 30
     while not app._quit and time.monotonic() < deadline:  # the loop ends now: no more calls to the GUI thread
         time.sleep(0.1)
