@@ -5,7 +5,8 @@
 Opens the settings editor on a private Xvfb display (1366x768) with its default settings (idle animation: blinks,
 breathing, head sway; the default postprocessor chain), waits for the first frame plus ``--warmup`` seconds, then
 counts the new avatar frames the window put on screen during ``--seconds``. Prints that rate next to the engine's
-own FPS figure, the CPU backend in use and the median per-stage times. No speech, no emotion changes.
+own FPS figure, the CPU backend in use, the median per-stage times and how many frames needed which THA3 stages
+(full / face / body / none: what stage reuse saved). No speech, no emotion changes.
 ``--headless``: the same engine (settings editor defaults, each frame taken as soon as it is published) without a
 window, for machines without X (the GPU host); it shows what the GUI's own drawing costs by comparison.
 """
@@ -13,6 +14,7 @@ window, for machines without X (the GPU host); it shows what the GUI's own drawi
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import platform
 import statistics
@@ -30,6 +32,7 @@ def measure(args: argparse.Namespace) -> dict:
 
     app = create_app(args.character, None, device=args.device, size=(1366, 768))
     result: dict = {}
+    tally = _stage_tally(app.model.link.avatar)
 
     def driver(_app) -> None:
         deadline = time.monotonic() + 900
@@ -39,6 +42,7 @@ def measure(args: argparse.Namespace) -> dict:
             time.sleep(0.2)
         time.sleep(args.warmup)
         shown0, drawn0 = app.call(lambda: (app.frames_shown, app.shell.frames)).result(60)
+        tally.clear()
         t0 = time.monotonic()
         stats = []
         while time.monotonic() - t0 < args.seconds:
@@ -49,6 +53,7 @@ def measure(args: argparse.Namespace) -> dict:
         shown = (shown1 - shown0) / elapsed
         result["gui_fps"] = (drawn1 - drawn0) / elapsed
         result.update(_summary(shown, stats, getattr(app.model.link.avatar.poser, "backend", "?")))
+        result["stages"] = dict(tally)
 
     try:
         app.run(driver=driver)
@@ -65,10 +70,12 @@ def measure_headless(args: argparse.Namespace) -> dict:
     taken = []
     with Avatar(args.character, settings, device=args.device) as avatar:
         avatar.add_frame_listener(lambda: taken.append(avatar.latest_frame().index))
+        tally = _stage_tally(avatar)
         avatar.start()
         if avatar.wait_frame(timeout=900) is None:
             raise TimeoutError("no frame within 15 minutes")
         time.sleep(args.warmup)
+        tally.clear()
         n0, t0 = len(taken), time.monotonic()
         stats = []
         while time.monotonic() - t0 < args.seconds:
@@ -76,7 +83,14 @@ def measure_headless(args: argparse.Namespace) -> dict:
             stats.append(dict(avatar.stats))
         shown = (len(taken) - n0) / (time.monotonic() - t0)
         backend = getattr(avatar.poser, "backend", "?")
-    return _summary(shown, stats, backend)
+    return {**_summary(shown, stats, backend), "stages": dict(tally)}
+
+
+def _stage_tally(avatar) -> collections.Counter:
+    """Counts, per published frame, the THA3 stages it ran (the renderer's ``pose_stages`` stat)."""
+    tally: collections.Counter = collections.Counter()
+    avatar.add_frame_listener(lambda: tally.update([str(avatar.stats.get("pose_stages"))]))
+    return tally
 
 
 def _summary(shown_fps: float, stats: list[dict], backend: str) -> dict:
@@ -113,6 +127,7 @@ def main() -> int:
     print(f"frames {what}: {r['shown_fps']:.2f} FPS   engine's FPS (median): {r['engine_fps']:.2f}")
     for k, v in sorted(r["stage_ms"].items()):
         print(f"  {k:12} {v:9.1f} ms")
+    print("THA3 stages per frame: " + ", ".join(f"{k} {n}" for k, n in sorted(r["stages"].items())))
     return 0
 
 

@@ -188,6 +188,17 @@ def test_blink_closes_then_reopens_smoothly():
     assert onsets(states) == [states[0].t]
 
 
+def test_a_reopened_eye_is_exactly_open_so_idle_frames_can_skip_the_face_stage():
+    """The reopening curve only approaches 0: the eye values used to differ by 1e-9 from frame to frame for ever
+    after a blink, so the poser reran its face stage on most idle frames (the CPU's largest idle cost)."""
+    anim, clock = make({"blink_probability": 1.0, "blink_interval_min": 10.0, "blink_interval_max": 10.0})
+    anim.advance()
+    states = run(anim, clock, 4.0, 25)  # one blink, then nothing else moves the eyes
+    tail = [s.pose[pose.FACE_SLICE].tolist() for s in states[40:]]  # 1.6 s on: open (the float tail lasted 4 s)
+    assert all(face == tail[0] for face in tail)
+    assert float(states[-1].pose[WINK_L]) == 0.0
+
+
 def test_confusion_window_allows_rapid_blinks():
     anim, clock = make({"blink_probability": 0.03, "blink_confusion_duration": 10.0})
     anim.advance()

@@ -588,7 +588,10 @@ class Animator:
         since = self._t - self._blink_start
         if since < s["blink_hold_duration"]:
             return 1.0
-        return 1.0 - fps_corrected_step(s["pose_interpolator_step"], since - s["blink_hold_duration"])
+        shut = 1.0 - fps_corrected_step(s["pose_interpolator_step"], since - s["blink_hold_duration"])
+        # The reopening curve only approaches 0; snap like the interpolator does, or every later frame would
+        # differ in the eye values by 1e-9 and rerun THA3's face stage (most idle frames did, on the CPU).
+        return shut if shut >= _POSE_SNAP else 0.0
 
     def _talk(self, cur: list[float], dt: float) -> None:
         if not self._talking:
