@@ -122,3 +122,37 @@ def test_a_call_for_a_closed_window_fails_at_once_instead_of_hanging(xvfb_env):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("failed: the closing window has closed") == 2, proc.stdout
     assert "took 0." in proc.stdout
+
+
+@pytest.mark.gui
+def test_a_wake_while_the_window_draws_is_not_lost(xvfb_env):
+    """A worker that finished while the window was drawing (a pose render, an avatar frame, a call for the GUI
+    thread) posted GLFW's empty event then; it was lost often enough that the loop slept until its next timeout
+    (up to 2 s; each call of a test's robot waited ~0.25 s on average). Here the timeout is 30 s: a lost wake shows
+    as a call not answered within 10 s."""
+    script = textwrap.dedent("""
+        import threading
+        import time
+        import raven_avatar.gui.shell as shellmod
+        shellmod.IDLE_WAKE_S = 30.0
+        shell = shellmod.Shell("wake", size=(400, 300), min_size=(200, 150))
+        shell.show()
+        answered = []
+        def worker():
+            time.sleep(1.0)  # no input for a while: the loop waits for events between frames
+            try:
+                for _ in range(30):
+                    shell.call(lambda: None).result(10)
+                    answered.append(1)
+            finally:
+                answered.append(None)
+        threading.Thread(target=worker, daemon=True).start()
+        deadline = time.monotonic() + 60
+        while None not in answered and time.monotonic() < deadline:
+            shell.frame()
+        print(f"answered {answered.count(1)} of 30")
+        shell.close()
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], env=xvfb_env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "answered 30 of 30" in proc.stdout, proc.stdout

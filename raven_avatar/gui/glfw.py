@@ -14,7 +14,12 @@ import threading
 import time
 
 log = logging.getLogger(__name__)
-_woken = threading.Event()  # set by wake(): an early return of wait_events that was not input
+# wake() and wait_events() share this state. A wake while the GUI thread is not waiting (it is drawing, and
+# DearPyGui's frame polls GLFW's events, which eats an empty event) is remembered as pending, and the next wait
+# returns at once; only a thread that is waiting gets an empty event posted.
+_lock = threading.Lock()
+_pending = False  # a wake() since the last wait_events() began or ended
+_waiting = False  # the GUI thread is inside glfwWaitEventsTimeout
 
 
 @functools.lru_cache(maxsize=1)
@@ -46,20 +51,31 @@ def wait_events(timeout: float) -> bool:
     if lib is None:
         time.sleep(timeout)
         return False
+    global _pending, _waiting
+    with _lock:
+        if _pending:
+            _pending = False
+            return False
+        _waiting = True
     start = time.monotonic()
     lib.glfwWaitEventsTimeout(ctypes.c_double(max(0.0, timeout)))
     early = time.monotonic() - start < timeout * 0.9
-    woken = _woken.is_set()
-    _woken.clear()
+    with _lock:
+        _waiting = False
+        woken, _pending = _pending, False
     return early and not woken
 
 
 def wake() -> None:
     """Wake a :func:`wait_events` from any thread (a worker finished, a file arrived)."""
+    global _pending
     lib = _lib()
-    if lib is not None:
-        _woken.set()
-        lib.glfwPostEmptyEvent()
+    if lib is None:
+        return
+    with _lock:
+        _pending = True
+        if _waiting:
+            lib.glfwPostEmptyEvent()
 
 
 def work_area() -> tuple[int, int, int, int] | None:
