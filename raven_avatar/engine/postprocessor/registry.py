@@ -227,20 +227,14 @@ def register(*, category: str, priority: float, **params: P) -> Callable[[Callab
     return decorate
 
 
-def _load_filters() -> None:
-    # Importing the filter modules registers them; done lazily so registry.py has no import cycle.
-    from . import filters_camera, filters_display, filters_general, filters_light, filters_transport  # noqa: F401
-
-
 def filters() -> list[FilterSpec]:
-    """Every filter, in GUI order (by priority, then name)."""
-    _load_filters()
+    """Every filter, in GUI order (by priority, then name). The package's ``__init__`` imports every filter module
+    (which registers them) before anything can reach this module."""
     return sorted(_REGISTRY.values(), key=lambda s: (s.priority, s.name))
 
 
 def get_filter(name: str) -> FilterSpec | None:
     """The filter registered as ``name`` (current names only; see ``chain.ALIASES`` for older ones), or None."""
-    _load_filters()
     return _REGISTRY.get(name)
 
 
