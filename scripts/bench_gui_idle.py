@@ -1,6 +1,6 @@
 """CPU used by the apps' GUI loops when nothing changes, under Xvfb (the figure in docs/PERFORMANCE.md, "GUI loop").
 
-    python scripts/bench_gui_idle.py [--seconds 20] [--settle 90] [--character PNG] [--calls 40]
+    python scripts/bench_gui_idle.py [--seconds 20] [--settle 90] [--character PNG] [--calls 40] [--wake-only]
 
 Starts each app on a private Xvfb display, waits ``--settle`` seconds for it to load and render, then samples
 /proc (what ``ps`` reads) for ``--seconds``: the main (GUI) thread, Mesa's llvmpipe threads and the whole process,
@@ -97,13 +97,15 @@ def main() -> int:
     p.add_argument("--settle", type=float, default=90.0)
     p.add_argument("--character", type=Path)
     p.add_argument("--calls", type=int, default=40, help="calls for the wake-up latency (0: skip it)")
+    p.add_argument("--wake-only", action="store_true", help="only the wake-up latency (no CPU sampling)")
     args = p.parse_args()
     extra = ["--character", str(args.character)] if args.character else []
     rows = []
     with xvfb(1366, 768) as display:
         env = {**os.environ, "DISPLAY": display}
-        for module, label in (("raven_avatar.pose_editor", "pose editor, idle"),
-                              ("raven_avatar.settings_editor", "settings editor")):  # fmt: skip
+        apps = () if args.wake_only else (("raven_avatar.pose_editor", "pose editor, idle"),
+                                          ("raven_avatar.settings_editor", "settings editor"))  # fmt: skip
+        for module, label in apps:
             proc = subprocess.Popen([sys.executable, "-m", module, "--device", "cpu", *extra], env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
             try:
@@ -123,7 +125,8 @@ def main() -> int:
         if args.calls:
             os.environ["DISPLAY"] = display
             answer_ms, frame_ms = wake_latency(args.calls, args.character)
-    print(f"{'case':44} {'GUI thread':>10} {'llvmpipe':>9} {'other':>7} {'process':>8}   (% of one core)")
+    if rows:
+        print(f"{'case':44} {'GUI thread':>10} {'llvmpipe':>9} {'other':>7} {'process':>8}   (% of one core)")
     for label, u in rows:
         print(f"{label:44} {u['MAIN']:10.1f} {u['llvmpipe']:9.1f} {u['other']:7.1f} {u['process']:8.1f}")
     if args.calls:
