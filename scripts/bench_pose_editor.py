@@ -21,7 +21,6 @@ import torch
 
 from raven_avatar.engine.device import describe
 from raven_avatar.engine.poser import default_character, load_poser
-from raven_avatar.gui.texture import flatten_over
 from raven_avatar.pose_editor.batch import batch_export
 from raven_avatar.pose_editor.model import EditorModel
 from raven_avatar.pose_editor.render import EditorRenderer, to_display
@@ -38,7 +37,7 @@ def time_edits(model: EditorModel, key: str, values: list[float], device: torch.
         _sync(device)
         start = time.perf_counter()
         model.set_value(key, v)
-        buffer = flatten_over(to_display(model.render()), None)
+        buffer = to_display(model.render(), None)
         times.append((time.perf_counter() - start) * 1000)
         assert buffer.shape == (512, 512, 4)
     return times

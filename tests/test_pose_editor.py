@@ -379,3 +379,23 @@ def test_idle_loop_frames_and_files(
     for path in (apng, gif):
         with Image.open(path) as im:
             assert im.n_frames == 2 and im.size == (512, 512)
+
+
+def test_display_buffer_is_composited_over_the_background_in_srgb():
+    """What the views show: opaque pixels as their sRGB colour, transparent ones as the checkerboard (or the chosen
+    colour), half-covered ones blended in display space; one opaque float32 (H, W, 4) buffer for the texture."""
+    from raven_avatar.engine.postprocessor.colorspace import linear_to_srgb
+    from raven_avatar.pose_editor.render import to_display
+
+    image = torch.zeros(4, 32, 32)
+    image[:, :, :8] = torch.tensor([0.2, 0.5, 1.0, 1.0]).view(4, 1, 1)  # opaque
+    image[:, :, 8:16] = torch.tensor([1.0, 0.0, 0.0, 0.5]).view(4, 1, 1)  # half covered, straight alpha
+    checker = to_display(image)
+    assert checker.dtype == np.float32 and checker.shape == (32, 32, 4) and (checker[..., 3] == 1.0).all()
+    srgb = linear_to_srgb(torch.tensor([0.2, 0.5, 1.0]).view(3, 1, 1)).flatten().numpy()
+    assert np.allclose(checker[0, 0, :3], srgb, atol=1e-6)
+    assert np.allclose(checker[0, 16, :3], 0.6) and np.allclose(checker[15, 31, :3], 0.6)  # 16-pixel squares
+    assert np.allclose(checker[16, 16, :3], 0.4) and np.allclose(checker[31, 31, :3], 0.4)
+    assert np.allclose(checker[0, 8, :3], [0.5 + 0.2, 0.2, 0.2], atol=1e-6)  # red at 50% over grey 0.4
+    plain = to_display(image, (0.0, 0.0, 1.0))
+    assert np.allclose(plain[0, 20, :3], [0.0, 0.0, 1.0]) and np.allclose(plain[0, 8, :3], [0.5, 0.0, 0.5])

@@ -1,4 +1,5 @@
-"""An image view on a DearPyGui raw texture: fits its panel, shows alpha over a checkerboard or a colour.
+"""An image view on a DearPyGui raw texture: fits its panel, shows an opaque image (the pose editor composites
+its renders over a checkerboard or a colour on the device first: ``pose_editor.render.to_display``).
 
 The texture reads straight from one float32 buffer that this view owns and never reallocates (DearPyGui keeps a
 pointer to it); a new frame is copied into it, so the upload is a ``memcpy`` and thread-safe enough for a worker.
@@ -6,40 +7,10 @@ pointer to it); a new frame is copied into it, so the upload is a ``memcpy`` and
 
 from __future__ import annotations
 
-import functools
-
 import dearpygui.dearpygui as dpg
 import numpy as np
 
 PLACEHOLDER = "[No image loaded]"
-
-
-def flatten_over(
-    rgba: np.ndarray, background: tuple[float, float, float] | None = None, checker: int = 16
-) -> np.ndarray:
-    """Composite a straight-alpha sRGB float image ``(H, W, 4)`` onto an opaque background, for display.
-
-    ``background`` is an sRGB colour in [0, 1]; ``None`` draws a grey checkerboard with ``checker``-pixel squares.
-    Blending is done in display (sRGB) space, as image editors show transparency.
-    """
-    h, w = rgba.shape[:2]
-    if background is None:
-        bg = _checkerboard(h, w, checker)
-    else:
-        bg = np.asarray(background, dtype=np.float32).reshape(1, 1, 3)
-    alpha = np.clip(rgba[..., 3:4], 0.0, 1.0)
-    out = np.empty((h, w, 4), dtype=np.float32)
-    out[..., :3] = np.clip(rgba[..., :3], 0.0, 1.0) * alpha + bg * (1.0 - alpha)
-    out[..., 3] = 1.0
-    return out
-
-
-@functools.lru_cache(maxsize=8)
-def _checkerboard(h: int, w: int, checker: int) -> np.ndarray:
-    yy, xx = np.indices((h, w))
-    board = (0.40 + 0.20 * (((yy // checker) + (xx // checker)) % 2)).astype(np.float32)[..., None]
-    board.setflags(write=False)
-    return board
 
 
 class ImageView:
@@ -56,7 +27,7 @@ class ImageView:
         self.has_image = False
 
     def set_image(self, rgba: np.ndarray) -> None:
-        """Show an opaque float32 ``(H, W, 4)`` image of the view's size (see :func:`flatten_over`)."""
+        """Show an opaque float32 ``(H, W, 4)`` image of the view's size."""
         if rgba.shape != (self.height, self.width, 4):
             raise ValueError(f"image shape {rgba.shape} does not match the view ({self.height}, {self.width}, 4)")
         np.copyto(self._buffer, rgba.astype(np.float32, copy=False).reshape(-1))

@@ -35,7 +35,7 @@ from raven_avatar.gui.listview import ListView
 from raven_avatar.gui.loading import load_with_view
 from raven_avatar.gui.shell import Shell
 from raven_avatar.gui.text import fit_lines, tooltip
-from raven_avatar.gui.texture import ImageView, flatten_over
+from raven_avatar.gui.texture import ImageView
 from raven_avatar.gui.theme import ERROR_COLOUR, OK_COLOUR
 from raven_avatar.pose_editor.batch import BatchResult, batch_export
 from raven_avatar.pose_editor.model import (
@@ -77,13 +77,14 @@ class RenderRequest:
     cels: dict[str, float]
     output_index: int
     show_cels_in_source: bool
+    background: tuple[float, float, float] | None  # sRGB; None: the checkerboard
 
 
 @dataclass
 class RenderOutput:
     key: tuple
     image: torch.Tensor  # linear (4, 512, 512), for saving
-    output: np.ndarray  # sRGB straight alpha (512, 512, 4), for display
+    output: np.ndarray  # opaque sRGB (512, 512, 4) over the background, for display
     source: np.ndarray
 
 
@@ -156,22 +157,21 @@ class PoseEditorApp:
 
     def state_key(self) -> tuple:
         m = self.model
-        return (id(m.character), tuple(m.pose), tuple(sorted(m.cels.items())), m.output_index, m.show_cels_in_source)
+        return (id(m.character), tuple(m.pose), tuple(sorted(m.cels.items())), m.output_index, m.show_cels_in_source,
+                m.background)  # fmt: skip
 
     def request_render(self) -> None:
         m = self.model
         if m.character is None:
             return
-        self.worker.submit(
-            RenderRequest(
-                self.state_key(), m.character, m.pose_vector(), dict(m.cels), m.output_index, m.show_cels_in_source
-            )  # fmt: skip
-        )
+        request = RenderRequest(self.state_key(), m.character, m.pose_vector(), dict(m.cels), m.output_index,
+                                m.show_cels_in_source, m.background)  # fmt: skip
+        self.worker.submit(request)
 
     def _render_job(self, req: RenderRequest) -> RenderOutput:
         image = self.renderer.render(req.character, req.pose, req.cels, req.output_index)
         source = self.renderer.blended(req.character, req.cels) if req.show_cels_in_source else req.character.image
-        return RenderOutput(req.key, image, to_display(image), to_display(source))
+        return RenderOutput(req.key, image, to_display(image, req.background), to_display(source, req.background))
 
     # -- building -----------------------------------------------------------------------------------------------------
 
@@ -559,9 +559,8 @@ class PoseEditorApp:
             self._select_nonzero_groups()
         if change.values or change.character:
             self._sync_widgets()
-        if change.view:
+        if change.view:  # the views change with the next render (a background is composited on the device)
             dpg.set_value(self.w["show_cels"], self.model.show_cels_in_source)
-            self._refresh_views()
         if change.values or change.character or change.view:
             self.request_render()
         self._update_title()
@@ -606,13 +605,6 @@ class PoseEditorApp:
             f"{TITLE} {__version__} - {name}{dirty} - {describe(self.poser.device)} - THA3 {self.poser.variant}"
         )
 
-    def _refresh_views(self) -> None:
-        out = self._last_output
-        if out is None:
-            return
-        self.output_view.set_image(flatten_over(out.output, self.model.background))
-        self.source_view.set_image(flatten_over(out.source, self.model.background))
-
     # -- main loop ----------------------------------------------------------------------------------------------------
 
     def _poll(self) -> bool:
@@ -628,9 +620,10 @@ class PoseEditorApp:
                 self.dialogs.error(f"Could not render: {type(result.error).__name__}: {result.error}")
                 self.output_view.clear()
             else:
-                self._last_output = result.value
+                self._last_output = out = result.value
                 self.last_render_s = result.seconds
-                self._refresh_views()
+                self.output_view.set_image(out.output)
+                self.source_view.set_image(out.source)
                 self.render_count += 1
                 self.shown_key = result.value.key
                 dpg.set_value(self.w["render_time"], f"render {result.seconds * 1000:.0f} ms")
