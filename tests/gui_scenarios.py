@@ -268,6 +268,18 @@ def pose_journey(session, args, report: dict[str, Any]) -> None:
     wait(session, "redo", lambda: m.cels["blush1"] == blush, 30)
     report["undo_redo"] = True
 
+    # Ctrl+B: the checkerboard behind the views off (the plain background colour shows), then on again; the views
+    # show it once the render worker has composited the new background.
+    checker = region(robot, app.output_view.image, shot(robot, session))
+    robot.key("ctrl+b")
+    wait(session, "the plain-background render", lambda: m.background is not None and pose_rendered(session), 60)
+    plain = region(robot, app.output_view.image, shot(robot, session))
+    robot.key("ctrl+b")
+    wait(session, "the checkerboard render", lambda: m.background is None and pose_rendered(session), 60)
+    again = region(robot, app.output_view.image, shot(robot, session))
+    # a transparent corner: how much each colour channel varies there (the squares), the largest of the three
+    report["corner_std"] = [float(im[:48, :48].std(axis=(0, 1)).max()) for im in (checker, plain, again)]
+
     # Ctrl+O takes a JPEG as it is (the old dialog renamed it to .png); the engine says why it cannot be used.
     from PIL import Image
 

@@ -28,6 +28,8 @@ def test_pose_editor_journey(tmp_path, gui_env, example_character_png):
     assert r["mouth_group"] == "mouth_ooo"
     assert r["output_change"] > 0.3  # the head turned and the blush cel shows in the output view
     assert r["undo_redo"]
+    checker, plain, again = r["corner_std"]
+    assert checker > 10 and again > 10 and plain < 2  # Ctrl+B by key: checkerboard, plain colour, checkerboard
     title, text = r["jpeg_error"]
     assert "photo.jpg" in text and "alpha" in text.lower()
     saved = out / "saved" / "journey.png"
