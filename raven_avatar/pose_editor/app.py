@@ -132,6 +132,9 @@ class PoseEditorApp:
         self.worker = LatestWorker(self._render_job, on_done=self._wake)
         self._quit = False
         self._last_output: RenderOutput | None = None
+        # The source view's buffer, kept while its image and the background stay (render worker only): most edits
+        # change the pose alone, and the source needs no new composite or device-to-host copy then.
+        self._source_display: tuple[torch.Tensor, tuple | None, np.ndarray] | None = None
         self._pending_save: Path | None = None
         self.batch: BatchJob | None = None
         self.last_batch: BatchResult | None = None
@@ -171,7 +174,10 @@ class PoseEditorApp:
     def _render_job(self, req: RenderRequest) -> RenderOutput:
         image = self.renderer.render(req.character, req.pose, req.cels, req.output_index)
         source = self.renderer.blended(req.character, req.cels) if req.show_cels_in_source else req.character.image
-        return RenderOutput(req.key, image, to_display(image, req.background), to_display(source, req.background))
+        kept = self._source_display
+        if kept is None or kept[0] is not source or kept[1] != req.background:
+            kept = self._source_display = (source, req.background, to_display(source, req.background))
+        return RenderOutput(req.key, image, to_display(image, req.background), kept[2])
 
     # -- building -----------------------------------------------------------------------------------------------------
 
