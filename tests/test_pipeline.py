@@ -323,3 +323,26 @@ def test_soak_60s_with_emotion_changes_keeps_memory_flat(poser, character_png):
         # Animation time follows the wall clock, however few frames the CPU manages.
         assert frame.t > 30
     assert growth < 32, f"memory grew by {growth:.0f} MB over the soak"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_frames_with_the_replayed_upscaler_equal_eager_frames(character_png):
+    """The pipeline replays its upscaler from CUDA graphs: frames (upscaled, postprocessed) equal eager ones."""
+    from raven_avatar.engine.poser import load_poser
+    from raven_avatar.engine.settings import defaults
+    from raven_avatar.engine.upscaler import Upscaler
+
+    poser = load_poser("separable_half", "cuda", progress=False)
+    settings = {**defaults(), "upscale": 2.0, "upscale_quality": "bicubic"}
+    graphed, eager = Pipeline(poser, settings), Pipeline(poser, settings)
+    eager.configure(settings, upscaler=Upscaler(2.0, "bicubic", device="cuda", dtype=poser.dtype))
+    character = load_character(character_png)
+    graphed.set_character(character)
+    eager.set_character(character)
+    poses = torch.rand(8, 45, generator=torch.Generator().manual_seed(1)) * 0.6
+    for i, pose in enumerate(poses):
+        a = graphed.render(pose, {"blush1": 0.5}, t=i / 25, owned=True)
+        b = eager.render(pose, {"blush1": 0.5}, t=i / 25, owned=True)
+        assert a.rgba_f32.shape == (1024 * 1024 * 4,)
+        np.testing.assert_array_equal(a.rgba_f32, b.rgba_f32)
+    assert graphed._upscaler._replayer.captured == 1

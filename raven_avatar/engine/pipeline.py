@@ -279,7 +279,14 @@ class Pipeline:
                 return current
         mode, preset, quality = cfg.upscale_mode
         return Upscaler(
-            cfg.factor, mode, preset, quality, device=self.device, dtype=self.dtype, allow_download=self.allow_download
+            cfg.factor,
+            mode,
+            preset,
+            quality,
+            device=self.device,
+            dtype=self.dtype,
+            allow_download=self.allow_download,
+            cuda_graphs=True,
         )
 
     def configure(self, settings: Mapping[str, Any], upscaler: Upscaler | None | str = "auto") -> None:

@@ -59,6 +59,7 @@ from torch import nn
 from raven_avatar.engine.anime4k import shaders
 from raven_avatar.engine.anime4k.glsl import ShaderError, load_shader
 from raven_avatar.engine.anime4k.modules import Anime4KCNN, ClampHighlights, build_network
+from raven_avatar.engine.cudagraph import Replayer
 from raven_avatar.engine.download import DownloadError
 from raven_avatar.engine.postprocessor.colorspace import linear_to_srgb, srgb_to_linear
 
@@ -260,6 +261,9 @@ class Upscaler:
         channels_last: run the CNN in channels-last memory format. Off by default: the per-layer edge-replicating
             pad may not keep that layout on CUDA; ``scripts/bench_upscaler.py`` times both.
         allow_download: may fetch shaders (the PyPI wheel; the GitHub pack for presets that need it).
+        cuda_graphs: on CUDA, replay the upscale from a CUDA graph per input size (one launch instead of ~100; see
+            :class:`~raven_avatar.engine.cudagraph.Replayer`). The returned tensor is then overwritten by the next
+            call: for a caller that uses each result before asking for the next (the frame pipeline).
 
     Attributes:
         mode: the mode actually running (``bicubic`` after a fallback).
@@ -277,6 +281,7 @@ class Upscaler:
         dtype: torch.dtype | None = None,
         channels_last: bool = False,
         allow_download: bool = True,
+        cuda_graphs: bool = False,
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -296,6 +301,8 @@ class Upscaler:
         self.description = _RESAMPLERS.get(mode, "")
         if mode == "anime4k":
             self._setup_anime4k(preset, quality, allow_download)
+        use_graphs = cuda_graphs and self.device.type == "cuda"
+        self._replayer = Replayer(self._upscale, self.device) if use_graphs else None
 
     def _setup_anime4k(self, preset: str, quality: str, allow_download: bool) -> None:
         try:
@@ -357,13 +364,17 @@ class Upscaler:
         x = (image if batched else image.unsqueeze(0)).to(self.device, self.dtype)
         if self._factor == 1.0:
             out = x.clamp(0.0, 1.0)
+        elif self._replayer is not None:
+            out = self._replayer(x, self._factor)
         else:
-            size = self.output_size(*x.shape[-2:])
-            x = x.clamp(0.0, 1.0)
-            if x.shape[1] == 3:
-                out = self._resize_rgb(x, size).clamp_(0.0, 1.0)
-            else:
-                rgb = self._resize_rgb(_fill_transparent(x), size).clamp_(0.0, 1.0)
-                alpha = F.interpolate(x[:, 3:], size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
-                out = torch.cat([rgb, alpha], dim=1)
+            out = self._upscale(x)
         return out if batched else out.squeeze(0)
+
+    def _upscale(self, x: torch.Tensor) -> torch.Tensor:
+        size = self.output_size(*x.shape[-2:])
+        x = x.clamp(0.0, 1.0)
+        if x.shape[1] == 3:
+            return self._resize_rgb(x, size).clamp_(0.0, 1.0)
+        rgb = self._resize_rgb(_fill_transparent(x), size).clamp_(0.0, 1.0)
+        alpha = F.interpolate(x[:, 3:], size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
+        return torch.cat([rgb, alpha], dim=1)
