@@ -30,6 +30,11 @@ NETWORK_NAMES = (
     "editor",
 )
 
+#: Networks a half-precision poser keeps in float32. The body rotator works at 256² and its warp is upsampled 2× to
+#: 512², so its fp16 rounding is most of fp16's error on the final image (6 test poses, H200: max 3.7e-02 with it in
+#: fp16, 1.3e-02 in fp32); at a quarter of the editor's pixels it costs little (docs/PERFORMANCE.md).
+FLOAT32_NETWORKS = ("two_algo_face_body_rotator",)
+
 
 class THA3(nn.Module):
     """The full poser network. ``separable=True`` for the ``separable_*`` variants, False for ``standard_*``."""
@@ -66,11 +71,13 @@ class THA3(nn.Module):
     def turn_body(self, face_full: Tensor, pose: Tensor) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
         """Rotation and breathing at 256², refined by the editor at 512²."""
         body_pose = pose[:, BODY_SLICE]
-        half = F.interpolate(face_full, size=(256, 256), mode="bilinear", align_corners=False)
-        rotated = self.two_algo_face_body_rotator(half, body_pose)
+        rotator = self.two_algo_face_body_rotator
+        dtype = rotator.grid_change_creator.weight.dtype  # float32 in a half-precision poser too (FLOAT32_NETWORKS)
+        half = F.interpolate(face_full.to(dtype), size=(256, 256), mode="bilinear", align_corners=False)
+        rotated = rotator(half, body_pose.to(dtype))
         size = face_full.shape[-2:]
-        warped = F.interpolate(rotated[1], size=size, mode="bilinear", align_corners=False)
-        grid_change = F.interpolate(rotated[2], size=size, mode="bilinear", align_corners=False)
+        warped = F.interpolate(rotated[1].to(face_full.dtype), size=size, mode="bilinear", align_corners=False)
+        grid_change = F.interpolate(rotated[2].to(face_full.dtype), size=size, mode="bilinear", align_corners=False)
         return self.editor(face_full, warped, grid_change, body_pose), rotated
 
     def forward(self, image: Tensor, pose: Tensor) -> Tensor:
