@@ -189,6 +189,7 @@ class ResizeEncoderDecoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         for blocks in (self.downsample_blocks, self.bottleneck_blocks, self.upsample_blocks):
+            x = x.to(next(blocks.parameters()).dtype)  # a half-precision poser keeps the encoder in float32
             for block in blocks:
                 x = block(x)
         return x

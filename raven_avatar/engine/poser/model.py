@@ -30,10 +30,11 @@ NETWORK_NAMES = (
     "editor",
 )
 
-#: Networks a half-precision poser keeps in float32. The body rotator works at 256² and its warp is upsampled 2× to
-#: 512², so its fp16 rounding is most of fp16's error on the final image (6 test poses, H200: max 3.7e-02 with it in
-#: fp16, 1.3e-02 in fp32); at a quarter of the editor's pixels it costs little (docs/PERFORMANCE.md).
-FLOAT32_NETWORKS = ("two_algo_face_body_rotator",)
+#: Modules a half-precision poser keeps in float32. The body rotator's encoder (its 256² stem and downsampling blocks)
+#: is where fp16 rounding hurts most: its features are upsampled back and warp the whole body. 6 test poses on the
+#: H200: final-image max difference from fp32 3.8e-02 with it in fp16, 2.3e-02 in fp32, for +0.06 ms per pose
+#: (the whole rotator in fp32: 2.2e-02 for +0.64 ms; docs/PERFORMANCE.md).
+FLOAT32_MODULES = ("two_algo_face_body_rotator.encoder_decoder.downsample_blocks",)
 
 
 class THA3(nn.Module):
@@ -71,13 +72,11 @@ class THA3(nn.Module):
     def turn_body(self, face_full: Tensor, pose: Tensor) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
         """Rotation and breathing at 256², refined by the editor at 512²."""
         body_pose = pose[:, BODY_SLICE]
-        rotator = self.two_algo_face_body_rotator
-        dtype = rotator.grid_change_creator.weight.dtype  # float32 in a half-precision poser too (FLOAT32_NETWORKS)
-        half = F.interpolate(face_full.to(dtype), size=(256, 256), mode="bilinear", align_corners=False)
-        rotated = rotator(half, body_pose.to(dtype))
+        half = F.interpolate(face_full, size=(256, 256), mode="bilinear", align_corners=False)
+        rotated = self.two_algo_face_body_rotator(half, body_pose)
         size = face_full.shape[-2:]
-        warped = F.interpolate(rotated[1].to(face_full.dtype), size=size, mode="bilinear", align_corners=False)
-        grid_change = F.interpolate(rotated[2].to(face_full.dtype), size=size, mode="bilinear", align_corners=False)
+        warped = F.interpolate(rotated[1], size=size, mode="bilinear", align_corners=False)
+        grid_change = F.interpolate(rotated[2], size=size, mode="bilinear", align_corners=False)
         return self.editor(face_full, warped, grid_change, body_pose), rotated
 
     def forward(self, image: Tensor, pose: Tensor) -> Tensor:

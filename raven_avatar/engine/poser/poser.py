@@ -9,8 +9,8 @@ per-avatar state that makes posing fast:
   from the pose values and the image tensor's identity and version counter, so no GPU→host sync is needed.
 - **CUDA graphs.** On CUDA each stage is captured once per batch size into a graph over static buffers, which removes
   the ~300 kernel-launch overheads per frame that make eager THA3 launch-bound.
-- **Mixed precision.** A half-precision variant runs in float16 except the networks in
-  :data:`~.model.FLOAT32_NETWORKS` (the body rotator), whose fp16 rounding would be most of fp16's error.
+- **Mixed precision.** A half-precision variant runs in float16 except :data:`~.model.FLOAT32_MODULES` (the body
+  rotator's encoder), whose fp16 rounding would be most of fp16's error on the final image.
 
 Several sessions may share one poser (one set of weights); a lock serialises their GPU work. One session can also pose
 several avatars in one batched call: give it one image per pose row (what
@@ -35,7 +35,7 @@ from ..device import available_cpu_cores, resolve_device
 from ..pose import FACE_SLICE, NUM_PARAMS, sanitize_pose
 from .cpu_backend import CpuStages, requested_backend, resolve_cpu_backend
 from .fused import fuse, kernels_work
-from .model import FLOAT32_NETWORKS, NETWORK_NAMES, THA3, tha3_state_dicts_to_model
+from .model import FLOAT32_MODULES, NETWORK_NAMES, THA3, tha3_state_dicts_to_model
 from .stages import STAGE_NAMES, stage_modules
 from .store import VARIANTS, load_state_dict, model_dir
 
@@ -259,8 +259,8 @@ class Poser:
         self.notice = notice
         model = model.to(device=device, dtype=dtype)
         if dtype != torch.float32:
-            for name in FLOAT32_NETWORKS:
-                getattr(model, name).float()
+            for name in FLOAT32_MODULES:
+                model.get_submodule(name).float()
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
         if triton is None:
             triton = device.type == "cuda" and not channels_last and self._kernels_work()
@@ -279,7 +279,7 @@ class Poser:
         self._default_session: PoseSession | None = None
 
     def _kernels_work(self) -> bool:
-        # a half-precision poser runs FLOAT32_NETWORKS in float32: the kernels must work in both
+        # a half-precision poser runs FLOAT32_MODULES in float32: the kernels must work in both
         return all(kernels_work(self.device, d) for d in {self.dtype, torch.float32})
 
     def session(self, batch_sizes: int = 1) -> PoseSession:
