@@ -195,7 +195,8 @@ class Robot:
         self.xdo("click", "--repeat", str(repeat), "--delay", "90", str(button))
         self.settle(1)
 
-    def drag(self, x0: float, y0: float, x1: float, y1: float, steps: int = 3) -> None:
+    def drag(self, x0: float, y0: float, x1: float, y1: float, steps: int = 1) -> None:
+        """Press at (x0, y0), move in ``steps`` (a frame each: a widget follows the pointer frame by frame), release."""
         self.move(x0, y0)
         self.xdo("mousedown", "1")
         self.settle(1)
@@ -203,7 +204,7 @@ class Robot:
             self.xdo("mousemove", str(int(x0 + (x1 - x0) * i / steps)), str(int(y0 + (y1 - y0) * i / steps)))
             self.settle(1)
         self.xdo("mouseup", "1")
-        self.settle(2)
+        self.settle(1)
 
     def key(self, *chords: str, settle: bool = True) -> None:
         """Press ``chords`` in turn; ``settle=False`` for a key that closes the app (no frames follow it)."""
@@ -224,29 +225,9 @@ class Robot:
 
     # -- reaching an item -----------------------------------------------------------------------------------------
 
-    def _scroll_parent(self, item: int | str) -> int | None:
-        def find():
-            node = dpg.get_item_parent(item)
-            while node:
-                if item_type(node) == "mvChildWindow":
-                    return node
-                node = dpg.get_item_parent(node)
-            return None
-
-        return self.call(find)
-
     def open_ancestors(self, item: int | str) -> None:
         """Open (by clicking) every closed collapsing header or tree node above ``item``."""
-
-        def closed():
-            out, node = [], dpg.get_item_parent(item)
-            while node:
-                if item_type(node) in ("mvCollapsingHeader", "mvTreeNode") and not dpg.get_value(node):
-                    out.append(node)
-                node = dpg.get_item_parent(node)
-            return list(reversed(out))
-
-        for header in self.call(closed):
+        for header in self.call(lambda: _ancestors(item)[0]):
             self.reveal(header)
             r = self.rect(header)
             if r is not None:
@@ -254,11 +235,13 @@ class Robot:
 
     def reveal(self, item: int | str, tries: int = 60) -> tuple[float, float, float, float]:
         """Scroll ``item``'s column with the mouse wheel until the item is wholly in view; returns its rect."""
-        child = self._scroll_parent(item)
-        if child is not None and self._scroll_parent(child) is not None:
+        columns = self.call(lambda: _ancestors(item)[1])
+        child = columns[0] if columns else None
+        if len(columns) > 1:
             self.reveal(child, tries)  # a list inside a scrolled column: the list first
-        for _ in range(tries):
-            self.settle(1)
+        for attempt in range(tries):
+            if attempt:
+                self.settle(1)  # the wheel click scrolls on the next frame
             r, where, anchor = self.call(lambda: _scroll_position(item, child))
             if where == "inside" and r is not None:
                 return self._screen(r)
@@ -286,10 +269,11 @@ class Robot:
             self.click(x0 + (y1 - y0) / 2, cy)
             return "click box"
         if kind.startswith("mvSlider"):
-            frame_w = (x1 - x0) - self.call(lambda: _label_width(item))
-            low, high, value = self.call(lambda: (dpg.get_item_configuration(item)["min_value"],
-                                                  dpg.get_item_configuration(item)["max_value"],
-                                                  dpg.get_value(item)))  # fmt: skip
+            label_w, low, high, value = self.call(lambda: (_label_width(item),
+                                                           dpg.get_item_configuration(item)["min_value"],
+                                                           dpg.get_item_configuration(item)["max_value"],
+                                                           dpg.get_value(item)))  # fmt: skip
+            frame_w = (x1 - x0) - label_w
             frac = (value - low) / (high - low) if high != low else 0.0
             start, end = (0.15, 0.8) if frac < 0.5 else (0.85, 0.2)
             self.drag(x0 + frame_w * start, cy, x0 + frame_w * end, cy)
@@ -383,6 +367,20 @@ def _value_sibling(item: int | str) -> int | str | None:
             return node
         stack[:0] = dpg.get_item_children(node, 1) or []
     return None
+
+
+def _ancestors(item: int | str) -> tuple[list[int], list[int]]:
+    """The closed collapsing headers and tree nodes above ``item`` (outermost first), and the child windows that
+    scroll it (innermost first): one GUI-thread call instead of one per question."""
+    closed, columns, node = [], [], dpg.get_item_parent(item)
+    while node:
+        kind = item_type(node)
+        if kind in ("mvCollapsingHeader", "mvTreeNode") and not dpg.get_value(node):
+            closed.append(node)
+        elif kind == "mvChildWindow":
+            columns.append(node)
+        node = dpg.get_item_parent(node)
+    return list(reversed(closed)), columns
 
 
 def _viewport_rect(item: int | str) -> tuple[float, float, float, float] | None:
@@ -561,13 +559,14 @@ def _exercise(robot, item, kind, path, state, dialogs_open, screenshot, options,
         waits = path not in options and kind not in ("mvCollapsingHeader", "mvTreeNode")
         deadline = time.monotonic() + (6 if waits else 0)
         while time.monotonic() < deadline:
-            if robot.call(dialogs_open):
+            dialog, now = robot.call(lambda: (dialogs_open(), state()))
+            if dialog:
                 outcome.effect = "dialog"
                 break
-            if robot.call(state) != before:
+            if now != before:
                 outcome.effect = "state"
                 break
-            time.sleep(0.2)
+            time.sleep(0.05)  # each look is a GUI-thread call, i.e. a frame, already
         if not outcome.effect and path in options:
             outcome.effect = f"option: {options[path]}"
         if not outcome.effect and kind not in ("mvCollapsingHeader", "mvTreeNode"):
