@@ -195,8 +195,10 @@ class Robot:
         self.xdo("click", "--repeat", str(repeat), "--delay", "90", str(button))
         self.settle(1)
 
-    def drag(self, x0: float, y0: float, x1: float, y1: float, steps: int = 1) -> None:
-        """Press at (x0, y0), move in ``steps`` (a frame each: a widget follows the pointer frame by frame), release."""
+    def drag(self, x0: float, y0: float, x1: float, y1: float, steps: int = 3) -> None:
+        """Press at (x0, y0), move in ``steps`` (a frame each: a widget follows the pointer frame by frame), release.
+
+        A one-step drag left a slider unchanged now and then (one of ~60 in a sweep): keep three steps."""
         self.move(x0, y0)
         self.xdo("mousedown", "1")
         self.settle(1)
@@ -204,7 +206,7 @@ class Robot:
             self.xdo("mousemove", str(int(x0 + (x1 - x0) * i / steps)), str(int(y0 + (y1 - y0) * i / steps)))
             self.settle(1)
         self.xdo("mouseup", "1")
-        self.settle(1)
+        self.settle(2)
 
     def key(self, *chords: str, settle: bool = True) -> None:
         """Press ``chords`` in turn; ``settle=False`` for a key that closes the app (no frames follow it)."""
