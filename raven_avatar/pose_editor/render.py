@@ -7,6 +7,7 @@ stage and a pose that only turns the head skips the face stages. Images follow t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -125,14 +126,9 @@ def to_display(image: torch.Tensor, background: tuple[float, float, float] | Non
     return out.permute(1, 2, 0).contiguous().cpu().numpy()
 
 
-_CHECKERBOARDS: dict[tuple, torch.Tensor] = {}
-
-
+@functools.lru_cache(maxsize=8)
 def _checkerboard(h: int, w: int, checker: int, device: torch.device) -> torch.Tensor:
     """Grey squares of 0.40 and 0.60 (sRGB), ``(1, H, W)``, one per size and device."""
-    key = (h, w, checker, device)
-    if key not in _CHECKERBOARDS:
-        yy = torch.arange(h, device=device).view(h, 1) // checker
-        xx = torch.arange(w, device=device).view(1, w) // checker
-        _CHECKERBOARDS[key] = (0.40 + 0.20 * ((yy + xx) % 2)).float().unsqueeze(0)
-    return _CHECKERBOARDS[key]
+    yy = torch.arange(h, device=device).view(h, 1) // checker
+    xx = torch.arange(w, device=device).view(1, w) // checker
+    return (0.40 + 0.20 * ((yy + xx) % 2)).float().unsqueeze(0)
